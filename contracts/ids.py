@@ -1,0 +1,64 @@
+"""Identifiers: tntId (mboxPC, pcId), thirdPartyId (mbox3rdPartyId), ECID; and host names."""
+
+from __future__ import annotations
+
+import re
+
+from .rules import LIMITS, Violation, rule
+
+__all__ = [
+    "TNT_ID_RE",
+    "check_third_party_id",
+    "check_tnt_id",
+    "client_code_from_host",
+    "is_edge_host",
+]
+
+#: ``<digits>-<digits>`` with an optional location hint after a single dot (``.01_00``, ``.17_05``).
+TNT_ID_RE = re.compile(r"^[0-9]+-[0-9]+(\.[0-9]{2}_[0-9]{2}|\.[0-9]{2})?$")
+_TARGET_HOST_RE = re.compile(r"^(?P<code>[A-Za-z0-9][A-Za-z0-9_-]*)\.tt\.omtrdc\.net$", re.IGNORECASE)
+_EDGE_RE = re.compile(r"^mboxedge[0-9]*$", re.IGNORECASE)
+
+
+def check_third_party_id(value: str, where: str, *, rule_id: str | None = None) -> list[Violation]:
+    """Violations of the documented mbox3rdPartyId rules (no ``+``, no ``/``, at most 256 characters)."""
+    out: list[Violation] = []
+    if value == "":
+        return [Violation(rule("id.empty"), f"{where} is empty", where)]
+    bad = sorted({c for c in value if c in "+/"})
+    if bad:
+        out.append(Violation(rule(rule_id or "id.third-party-chars"),
+                             f"{where} {value!r} contains {' and '.join(repr(c) for c in bad)}, "
+                             "which mbox3rdPartyId does not allow", where))
+    if len(value) > LIMITS.third_party_id_max_chars:
+        out.append(Violation(rule(rule_id or "id.third-party-length"),
+                             f"{where} is {len(value)} characters long; the limit is "
+                             f"{LIMITS.third_party_id_max_chars}", where))
+    return out
+
+
+def check_tnt_id(value: str, where: str) -> list[Violation]:
+    """Violations of the tntId format; an unusual format is only a deviation."""
+    if value == "":
+        return [Violation(rule("id.empty"), f"{where} is empty", where)]
+    if not TNT_ID_RE.match(value):
+        return [Violation(rule("id.tnt-format"),
+                          f"{where} {value!r} does not look like a Target id such as 1368007744041-575948.01_00",
+                          where)]
+    return []
+
+
+def client_code_from_host(host: str | None) -> str | None:
+    """The client code in a ``<code>.tt.omtrdc.net`` host, or None (also for ``mboxedgeNN`` hosts)."""
+    if not host:
+        return None
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host
+    m = _TARGET_HOST_RE.match(name)
+    if not m or _EDGE_RE.match(m.group("code")):
+        return None
+    return m.group("code")
+
+
+def is_edge_host(host: str) -> bool:
+    """True for any ``*.tt.omtrdc.net`` host (client-code hosts and ``mboxedgeNN`` hosts)."""
+    return bool(_TARGET_HOST_RE.match(host.rsplit(":", 1)[0]))

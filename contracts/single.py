@@ -1,0 +1,191 @@
+"""Single profile update: parse and build ``/m2/<client>/profile/update`` requests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import parse_qsl, quote, urlencode
+
+from .ids import check_third_party_id, check_tnt_id
+from .rules import LIMITS, Severity, Violation, rule
+
+__all__ = ["IdKind", "SingleUpdate", "SingleUpdateRequest", "build_single_update", "parse_single_update"]
+
+IdKind = Literal["mboxPC", "mbox3rdPartyId"]
+PROFILE_PREFIX = "profile."
+FORM = "application/x-www-form-urlencoded"
+
+
+@dataclass(slots=True)
+class SingleUpdate:
+    """A parsed single update: which profile, which attributes, and what broke the contract."""
+
+    id_kind: IdKind | None
+    profile_id: str | None
+    attributes: dict[str, str]  #: names without the ``profile.`` prefix; empty values left out
+    violations: list[Violation] = field(default_factory=list)
+    other_id: tuple[IdKind, str] | None = None  #: the second identifier, when both were sent
+
+    @property
+    def errors(self) -> list[Violation]:
+        return [v for v in self.violations if v.severity is Severity.ERROR]
+
+    @property
+    def accepted(self) -> bool:
+        return not self.errors
+
+
+def _json_params(body: bytes) -> list[tuple[str, str]] | None:
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    out = []
+    for k, v in data.items():
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        elif v is None:
+            v = ""
+        elif not isinstance(v, str):
+            v = json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+        out.append((str(k), v))
+    return out
+
+
+def parse_single_update(
+    method: str,
+    query: str,
+    *,
+    content_type: str = "",
+    body: bytes = b"",
+    target_length: int | None = None,
+) -> SingleUpdate:
+    """Parse a single update from its method, raw query string and body.
+
+    ``target_length`` is the byte length of the request target (path and query) that a GET is
+    measured by; it defaults to the query's length.
+    """
+    violations: list[Violation] = []
+    method = method.upper()
+    if method not in ("GET", "POST"):
+        v = Violation(rule("single.method"), f"{method} is not allowed; use GET or POST", "method")
+        return SingleUpdate(None, None, {}, [v])
+    if method == "GET":
+        size = target_length if target_length is not None else len(query.encode())
+        if size > LIMITS.single_get_bytes:
+            violations.append(Violation(rule("single.get-too-large"),
+                                        f"the GET request is {size} bytes; the limit is "
+                                        f"{LIMITS.single_get_bytes} bytes (8 KB)", "request"))
+    else:
+        size = len(query.encode()) + len(body)
+        if size > LIMITS.single_post_bytes:
+            violations.append(Violation(rule("single.post-too-large"),
+                                        f"the POST request carries {size} bytes of parameters; the limit is "
+                                        f"{LIMITS.single_post_bytes} bytes (60 KB)", "request"))
+    if violations:  # too large to read further: Adobe's front end refuses it as it is
+        return SingleUpdate(None, None, {}, violations)
+
+    params = parse_qsl(query, keep_blank_values=True)
+    if method == "POST" and body:
+        ctype = content_type.split(";", 1)[0].strip().lower()
+        if ctype == FORM or ctype == "":
+            try:
+                params += parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+            except UnicodeDecodeError:
+                violations.append(Violation(rule("single.unknown-body"),
+                                            "the form body is not UTF-8 text", "body"))
+        elif ctype.endswith("json"):
+            parsed = _json_params(body)
+            if parsed is None:
+                violations.append(Violation(rule("single.unknown-body"),
+                                            "the JSON body is not a flat JSON object", "body"))
+            else:
+                params += parsed
+                violations.append(Violation(rule("single.json-body"),
+                                            "the parameters were sent as a JSON body", "body"))
+        else:
+            violations.append(Violation(rule("single.unknown-body"),
+                                        f"a {ctype} body is not a form; send the parameters as "
+                                        f"{FORM}", "body"))
+    return _interpret(params, violations)
+
+
+def _interpret(params: list[tuple[str, str]], violations: list[Violation]) -> SingleUpdate:
+    ids: dict[str, str] = {}
+    attributes: dict[str, str] = {}
+    saw_profile_param = False
+    for name, value in params:
+        if name in ("mboxPC", "mbox3rdPartyId"):
+            ids[name] = value
+        elif name.startswith(PROFILE_PREFIX) and len(name) > len(PROFILE_PREFIX):
+            saw_profile_param = True
+            attr = name[len(PROFILE_PREFIX):]
+            if value == "":
+                attributes.pop(attr, None)
+                violations.append(Violation(rule("single.empty-value"),
+                                            f"{name} is empty; empty values never clear an attribute", name))
+            else:
+                attributes[attr] = value
+        elif name in ("mboxMCGVID", "marketingCloudVisitorId", "customerIds", "tntId", "thirdPartyId"):
+            violations.append(Violation(rule("single.unsupported-identifier"),
+                                        f"{name} is not an identifier of the single update API", name))
+    id_kind: IdKind | None = None
+    other: tuple[IdKind, str] | None = None
+    if "mbox3rdPartyId" in ids:
+        id_kind = "mbox3rdPartyId"
+        violations += check_third_party_id(ids["mbox3rdPartyId"], "mbox3rdPartyId")
+        if "mboxPC" in ids:
+            other = ("mboxPC", ids["mboxPC"])
+            violations.append(Violation(rule("single.both-identifiers"),
+                                        "both mboxPC and mbox3rdPartyId were sent; the fake updates the "
+                                        "profile found by mbox3rdPartyId, else by mboxPC", "mboxPC"))
+    elif "mboxPC" in ids:
+        id_kind = "mboxPC"
+        violations += check_tnt_id(ids["mboxPC"], "mboxPC")
+    else:
+        violations.append(Violation(rule("single.identifier-missing"),
+                                    "the request has neither mboxPC nor mbox3rdPartyId", "identifier"))
+    if not saw_profile_param:
+        violations.append(Violation(rule("single.no-attributes"),
+                                    "the request has no profile.<name>=<value> parameter", "attributes"))
+    profile_id = ids.get(id_kind) if id_kind else None
+    return SingleUpdate(id_kind, profile_id, attributes, violations, other)
+
+
+@dataclass(frozen=True, slots=True)
+class SingleUpdateRequest:
+    """A ready-to-send single update: ``requests.request(r.method, base + r.path, ...)``."""
+
+    method: Literal["GET", "POST"]
+    path: str
+    query: str  #: the encoded query string (without ``?``)
+    body: bytes | None
+    headers: Mapping[str, str]
+
+    @property
+    def target(self) -> str:
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+
+def build_single_update(
+    profile_id: str,
+    attributes: Mapping[str, str],
+    *,
+    id_kind: IdKind = "mbox3rdPartyId",
+    method: Literal["GET", "POST"] = "GET",
+    client: str = "client",
+) -> SingleUpdateRequest:
+    """Serialise a single update the documented way: UTF-8, percent-encoded, ``profile.<name>``.
+
+    GET puts everything in the query string; POST sends it as a form body.
+    """
+    pairs = [(id_kind, profile_id)] + [(PROFILE_PREFIX + k, v) for k, v in attributes.items()]
+    encoded = urlencode(pairs, quote_via=quote, safe="")
+    path = f"/m2/{client}/profile/update"
+    if method == "GET":
+        return SingleUpdateRequest("GET", path, encoded, None, {})
+    return SingleUpdateRequest("POST", path, "", encoded.encode("ascii"), {"Content-Type": FORM})

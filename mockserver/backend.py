@@ -1,0 +1,358 @@
+"""The fake's whole state behind one object, with its Python control API.
+
+Everything hangs off a :class:`MockBackend`: tenants, clock, journal, settings. There are no
+module-level singletons, so two backends never share anything and ``reset`` clears everything.
+The HTTP control API under ``/_mock/`` and the pytest plugin both call these methods.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from contracts.batch import BatchFile
+from contracts.rules import Violation, rule
+
+from .clock import Clock
+from .config import TENANT_KEYS, MockConfig
+from .lifecycle import Lifecycle
+from .models.batches import Batch
+from .models.journal import Journal
+from .models.profiles import ID_KINDS, IdKind
+from .models.tenant import PendingUpdate, Tenant, Token
+
+__all__ = ["ControlError", "MockBackend"]
+
+BatchState = Literal["incomplete", "complete", "stuck"]
+
+
+class ControlError(ValueError):
+    """A control call that cannot be done; the message says why and what would work."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _lifecycle(spec: str | Lifecycle) -> Lifecycle:
+    return spec if isinstance(spec, Lifecycle) else Lifecycle.parse(spec)
+
+
+class MockBackend:
+    """The state of one fake Adobe Target: tenants, batches, tokens, clock and journal."""
+
+    def __init__(self, config: MockConfig | None = None, *, clock: Clock | None = None) -> None:
+        self.config = config or MockConfig()
+        self.clock = clock or Clock()
+        self.lock = threading.RLock()
+        self.journal = Journal(self.config.journal_size)
+        self._tenants: dict[str, Tenant] = {}
+        self._rng = random.Random(self.config.seed)
+        self.faults: Any = None  # set by the fault injector when one is installed
+
+    # --- tenants ---------------------------------------------------------------------------------
+    def tenant(self, code: str) -> Tenant:
+        """The tenant with this client code, created on first use."""
+        with self.lock:
+            t = self._tenants.get(code)
+            if t is None:
+                t = self._tenants[code] = Tenant(code, self.config)
+            return t
+
+    def tenants(self) -> list[str]:
+        with self.lock:
+            return sorted(self._tenants)
+
+    def now_ms(self) -> int:
+        return self.clock.now_ms()
+
+    # --- reset -----------------------------------------------------------------------------------
+    def reset(self, tenant: str | None = None) -> None:
+        """Forget everything (or one tenant's profiles, batches, token, limits and settings)."""
+        with self.lock:
+            if tenant is None:
+                self._tenants.clear()
+                self.journal.clear()
+                self._rng = random.Random(self.config.seed)
+                if self.faults is not None:
+                    self.faults.clear()
+            else:
+                self._tenants.pop(tenant, None)
+
+    # --- settings --------------------------------------------------------------------------------
+    def configure(self, tenant: str | None = None, **settings: Any) -> None:
+        """Change settings server-wide, or for one tenant (only the keys in ``TENANT_KEYS``).
+
+        ``lifecycle`` takes a :class:`Lifecycle` or a spec such as ``"polls=2"``; for a tenant, a
+        limit of None switches that limit off.
+        """
+        with self.lock:
+            if "lifecycle" in settings and settings["lifecycle"] is not None:
+                settings["lifecycle"] = _lifecycle(settings["lifecycle"])
+            if tenant is None:
+                unknown = [k for k in settings if not hasattr(self.config, k)]
+                if unknown:
+                    raise ControlError(f"unknown setting(s) {unknown}; known: "
+                                       f"{sorted(vars(self.config))}")
+                for k, v in settings.items():
+                    setattr(self.config, k, v)
+                if "journal_size" in settings:
+                    self.journal = Journal(self.config.journal_size)
+                for t in self._tenants.values():
+                    t.refresh_limits()
+                return
+            unknown = [k for k in settings if k not in TENANT_KEYS]
+            if unknown:
+                raise ControlError(f"setting(s) {unknown} cannot be set per tenant; per-tenant settings: "
+                                   f"{list(TENANT_KEYS)}")
+            t = self.tenant(tenant)
+            for k, v in settings.items():
+                if v is None and k in ("bulk_calls_per_minute", "single_updates_per_day"):
+                    t.settings.unlimited.add(k)
+                else:
+                    t.settings.unlimited.discard(k)
+                    setattr(t.settings, k, v)
+            t.refresh_limits()
+
+    def set_lifecycle(self, spec: str | Lifecycle, *, tenant: str | None = None,
+                      batch_id: str | None = None) -> None:
+        """Set how batches progress: server-wide, for a tenant, or for one submitted batch."""
+        lc = _lifecycle(spec)
+        with self.lock:
+            if batch_id is not None:
+                batch = self._batch(batch_id)
+                if batch.state != "incomplete":
+                    raise ControlError(f"batch {batch_id} has already ended {batch.state}", 409)
+                batch.lifecycle = lc
+            else:
+                self.configure(tenant, lifecycle=lc)
+
+    def settings(self, tenant: str | None = None) -> dict[str, Any]:
+        with self.lock:
+            out = {k: (v.spec() if isinstance(v, Lifecycle) else v) for k, v in vars(self.config).items()
+                   if k != "control_token"}
+            if tenant is not None:
+                t = self.tenant(tenant)
+                out.update({k: (t.setting(k).spec() if k == "lifecycle" else t.setting(k)) for k in TENANT_KEYS})
+            return out
+
+    # --- clock -----------------------------------------------------------------------------------
+    def advance(self, seconds: float) -> float:
+        """Move the fake's clock forward; time-based batches and delayed updates settle on next read."""
+        return self.clock.advance(seconds)
+
+    # --- profiles --------------------------------------------------------------------------------
+    def seed_profile(self, tenant: str, *, tnt_id: str | None = None, third_party_id: str | None = None,
+                     ecid: str | None = None, attributes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Create (or merge into) a profile, as if Target had already seen the visitor."""
+        ids: dict[IdKind, str] = {}
+        for kind, value in (("tntId", tnt_id), ("thirdPartyId", third_party_id), ("marketingCloudVisitorId", ecid)):
+            if value is not None:
+                if not isinstance(value, str) or not value:
+                    raise ControlError(f"{kind} must be a non-empty string, got {value!r}")
+                ids[kind] = value  # type: ignore[index]
+        attrs = {str(k): str(v) for k, v in (attributes or {}).items()}
+        with self.lock:
+            try:
+                p = self.tenant(tenant).profiles.seed(ids, attrs, self.now_ms())
+            except ValueError as exc:
+                raise ControlError(str(exc)) from None
+            return p.to_dict()
+
+    def seed_profiles(self, tenant: str, profiles: Iterable[Mapping[str, Any]]) -> int:
+        """Seed several profiles given as dicts with ``tntId``/``thirdPartyId``/``marketingCloudVisitorId``
+        and ``attributes``; nothing is seeded if any is malformed."""
+        items = list(profiles)
+        for i, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                raise ControlError(f"profile {i} is not an object")
+            extra = set(item) - {"tntId", "thirdPartyId", "marketingCloudVisitorId", "attributes"}
+            if extra:
+                raise ControlError(f"profile {i} has unknown keys {sorted(extra)}; use tntId, thirdPartyId, "
+                                   "marketingCloudVisitorId, attributes")
+            if not any(item.get(k) for k in ID_KINDS):
+                raise ControlError(f"profile {i} has no tntId, thirdPartyId or marketingCloudVisitorId")
+            if not isinstance(item.get("attributes", {}), Mapping):
+                raise ControlError(f"profile {i}: attributes must be an object")
+        with self.lock:
+            for item in items:
+                self.seed_profile(tenant, tnt_id=item.get("tntId"), third_party_id=item.get("thirdPartyId"),
+                                  ecid=item.get("marketingCloudVisitorId"), attributes=item.get("attributes"))
+        return len(items)
+
+    def seed_profiles_csv(self, tenant: str, text: str) -> int:
+        """Seed from CSV: id columns ``tntId``, ``thirdPartyId``, ``marketingCloudVisitorId``
+        (any of them), every other column an attribute; empty cells are left out."""
+        reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+        if not reader.fieldnames or not set(reader.fieldnames) & set(ID_KINDS):
+            raise ControlError("the CSV header needs at least one of tntId, thirdPartyId, marketingCloudVisitorId")
+        items = []
+        for row in reader:
+            ids = {k: row[k] for k in ID_KINDS if row.get(k)}
+            attrs = {k: v for k, v in row.items() if k not in ID_KINDS and k is not None and v}
+            items.append({**ids, "attributes": attrs})
+        return self.seed_profiles(tenant, items)
+
+    def get_profile(self, tenant: str, kind: IdKind, profile_id: str) -> dict[str, Any] | None:
+        """A profile as the fake holds it now, without counting as a poll or a request."""
+        with self.lock:
+            t = self.tenant(tenant)
+            t.settle(self.now_ms())
+            p = t.profiles.find(kind, profile_id)
+            return None if p is None else p.to_dict()
+
+    def profiles(self, tenant: str) -> list[dict[str, Any]]:
+        with self.lock:
+            t = self.tenant(tenant)
+            t.settle(self.now_ms())
+            return [p.to_dict() for p in t.profiles]
+
+    # --- batches ---------------------------------------------------------------------------------
+    def _batch(self, batch_id: str) -> Batch:
+        for t in self._tenants.values():
+            b = t.find_batch(batch_id)
+            if b is not None:
+                return b
+        raise ControlError(f"no batch {batch_id!r}", 404)
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        """A batch's state without polling it (its poll count and lifecycle do not move)."""
+        with self.lock:
+            b = self._batch(batch_id)
+            self.tenant(b.tenant).settle(self.now_ms())
+            d = b.to_dict()
+            d["rows"] = b.rows()
+            return d
+
+    def batches(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            now = self.now_ms()
+            out = []
+            for t in ([self.tenant(tenant)] if tenant else list(self._tenants.values())):
+                t.settle(now)
+                out += [b.to_dict() for b in t.batches]
+            return out
+
+    def force_batch(self, batch_id: str, state: BatchState) -> dict[str, Any]:
+        """Put a batch into a state now: ``complete`` applies its rows, ``stuck`` applies none,
+        ``incomplete`` holds it there until forced again."""
+        if state not in ("incomplete", "complete", "stuck"):
+            raise ControlError(f"a batch can be forced to incomplete, complete or stuck, not {state!r}")
+        with self.lock:
+            b = self._batch(batch_id)
+            if b.state != "incomplete" and b.state != state:
+                raise ControlError(f"batch {batch_id} has already ended {b.state}; it cannot become {state}", 409)
+            t = self.tenant(b.tenant)
+            if state == "incomplete":
+                b.forced = True
+            else:
+                b.forced = False
+                b.finish(state, t.profiles, self.now_ms())
+            return b.to_dict()
+
+    # --- auth ------------------------------------------------------------------------------------
+    def set_auth(self, tenant: str | None, enabled: bool) -> None:
+        """Switch profile API authentication on or off (server-wide when ``tenant`` is None)."""
+        self.configure(tenant, auth=bool(enabled))
+
+    def auth_enabled(self, tenant: str) -> bool:
+        return bool(self.tenant(tenant).setting("auth"))
+
+    def issue_token(self, tenant: str) -> Token:
+        """A new profile API token for the tenant; the previous one stops working."""
+        with self.lock:
+            t = self.tenant(tenant)
+            value = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+            t.token = Token(value, self.now_ms(), self.config.token_ttl)
+            return t.token
+
+    def current_token(self, tenant: str) -> Token:
+        """The tenant's valid token, issued now if it has none (or it expired)."""
+        with self.lock:
+            t = self.tenant(tenant)
+            if t.token is None or not t.token.valid(self.now_ms()):
+                return self.issue_token(tenant)
+            return t.token
+
+    def check_token(self, tenant: str, presented: str | None) -> Violation | None:
+        """None when the call may go on; else the auth violation to refuse it with."""
+        with self.lock:
+            if not self.auth_enabled(tenant):
+                return None
+            if not presented:
+                return Violation(rule("auth.missing-token"),
+                                 f"authentication is on for client {tenant} and the request has no "
+                                 "Authorization: Bearer <token> header", "Authorization")
+            t = self.tenant(tenant)
+            if t.token is None:
+                return Violation(rule("auth.invalid-token"),
+                                 f"no profile API token has been issued for client {tenant}; get one from "
+                                 f"/{tenant}/target/authentication/token?authorizationScope=profile_api",
+                                 "Authorization")
+            if presented != t.token.value:
+                return Violation(rule("auth.invalid-token"),
+                                 f"the token is not client {tenant}'s current profile API token "
+                                 "(issuing a new token invalidates the old one)", "Authorization")
+            if not t.token.valid(self.now_ms()):
+                return Violation(rule("auth.invalid-token"), f"client {tenant}'s profile API token has expired",
+                                 "Authorization")
+            return None
+
+    # --- edge operations (called by the HTTP layer) ----------------------------------------------
+    def single_update(self, tenant: str, kind: IdKind, profile_id: str, fallback: tuple[IdKind, str] | None,
+                      attributes: dict[str, str]) -> None:
+        with self.lock:
+            t = self.tenant(tenant)
+            now = self.now_ms()
+            t.settle(now)
+            delay = t.setting("update_delay") or 0
+            if delay:
+                t.pending.append(PendingUpdate(now + int(delay * 1000), kind, profile_id, fallback, attributes))
+            else:
+                t.apply_update(kind, profile_id, fallback, attributes, now)
+
+    def new_batch_id(self, tenant: str) -> str:
+        with self.lock:
+            return f"{tenant}-{self.now_ms()}-{self._rng.randrange(10_000_000, 100_000_000)}"
+
+    def submit_batch(self, tenant: str, version: int, file: BatchFile, batch_id: str, status_url: str) -> Batch:
+        with self.lock:
+            t = self.tenant(tenant)
+            now = self.now_ms()
+            t.settle(now)
+            t.expire_batches(now, self.config.batch_retention, None)
+            batch = Batch(batch_id, tenant, version, file, now, t.setting("lifecycle"), status_url,
+                          seed=self._rng.getrandbits(32), keep_rows=file.row_count <= self.config.keep_rows_max)
+            t.batches.append(batch)
+            t.expire_batches(now, None, self.config.batch_retention_count)
+            t.settle(now)
+            return batch
+
+    def poll_batch(self, tenant: str, batch_id: str) -> Batch | None:
+        with self.lock:
+            t = self.tenant(tenant)
+            now = self.now_ms()
+            t.expire_batches(now, self.config.batch_retention, self.config.batch_retention_count)
+            b = t.find_batch(batch_id)
+            if b is not None:
+                t.poll(b, now)
+            return b
+
+    def fetch(self, tenant: str, kind: IdKind, profile_id: str) -> dict[str, tuple[str, int]] | None:
+        with self.lock:
+            t = self.tenant(tenant)
+            t.settle(self.now_ms())
+            p = t.profiles.find(kind, profile_id)
+            return None if p is None else dict(p.attrs)
+
+    def acquire_rate(self, tenant: str, which: Literal["bulk", "single"]) -> float | None:
+        """None when the call is within the limit, else seconds until the next call may pass."""
+        with self.lock:
+            t = self.tenant(tenant)
+            window = t.bulk_window if which == "bulk" else t.single_window
+            return window.try_acquire(self.clock.now())

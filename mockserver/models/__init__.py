@@ -1,0 +1,1 @@
+"""Domain state of the fake: profiles, batches, tenants, the journal, rate limits."""

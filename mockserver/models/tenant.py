@@ -1,0 +1,122 @@
+"""One tenant (client code): its profiles, batches, token, limits and pending updates."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import MockConfig, TenantSettings
+from .batches import Batch
+from .profiles import IdKind, ProfileStore
+from .ratelimit import BucketWindow, SlidingWindow
+
+
+@dataclass(slots=True)
+class Token:
+    """A profile API authentication token."""
+
+    value: str
+    issued_ms: int
+    ttl: float | None
+
+    def expires_in(self, now_ms: int) -> int:
+        if self.ttl is None:
+            return 2**31 - 1
+        return max(0, int(self.ttl - (now_ms - self.issued_ms) / 1000))
+
+    def valid(self, now_ms: int) -> bool:
+        return self.ttl is None or self.expires_in(now_ms) > 0
+
+
+@dataclass(slots=True)
+class PendingUpdate:
+    """A single update waiting for its visibility delay to pass."""
+
+    visible_ms: int
+    kind: IdKind
+    profile_id: str
+    fallback: tuple[IdKind, str] | None
+    attributes: dict[str, str]
+
+
+class Tenant:
+    """The state of one client code. Tenants never see each other's data."""
+
+    def __init__(self, code: str, config: MockConfig) -> None:
+        self.code = code
+        self.settings = TenantSettings()
+        self.profiles = ProfileStore()
+        self.batches: deque[Batch] = deque()
+        self.token: Token | None = None
+        self.pending: list[PendingUpdate] = []
+        self._config = config
+        self.bulk_window = SlidingWindow(None, 60.0)
+        self.single_window = BucketWindow(None)
+        self.refresh_limits()
+
+    def setting(self, name: str) -> Any:
+        return self.settings.resolve(name, self._config)
+
+    def refresh_limits(self) -> None:
+        self.bulk_window.limit = self.setting("bulk_calls_per_minute")
+        self.single_window.limit = self.setting("single_updates_per_day")
+
+    # --- lazy evaluation ----------------------------------------------------------------------
+    def settle(self, now_ms: int) -> None:
+        """Apply what time alone has made due: delayed single updates and time-based batches.
+
+        Poll-counted lifecycles move only on status polls, never here.
+        """
+        if self.pending:
+            due = [p for p in self.pending if p.visible_ms <= now_ms]
+            if due:
+                self.pending = [p for p in self.pending if p.visible_ms > now_ms]
+                for p in due:
+                    self.apply_update(p.kind, p.profile_id, p.fallback, p.attributes, p.visible_ms)
+        for batch in self.batches:
+            if batch.state == "incomplete" and batch.lifecycle.mode in ("immediate", "seconds") \
+                    and batch.due(now_ms, poll=False):
+                batch.finish(batch.lifecycle.outcome, self.profiles, self._end_ms(batch, now_ms))
+
+    @staticmethod
+    def _end_ms(batch: Batch, now_ms: int) -> int:
+        if batch.lifecycle.mode == "seconds":
+            return min(now_ms, batch.submitted_ms + int(batch.lifecycle.seconds * 1000))
+        return now_ms
+
+    def poll(self, batch: Batch, now_ms: int, *, count: bool = True) -> None:
+        """A status poll: counts toward poll-based lifecycles and may end the batch."""
+        self.settle(now_ms)
+        if batch.state != "incomplete":
+            return
+        if batch.due(now_ms, poll=count):
+            batch.finish(batch.lifecycle.outcome, self.profiles, self._end_ms(batch, now_ms))
+        if count:
+            batch.polls += 1
+
+    def apply_update(self, kind: IdKind, profile_id: str, fallback: tuple[IdKind, str] | None,
+                     attributes: dict[str, str], ts_ms: int) -> bool:
+        """Update an existing profile; an unknown id changes nothing (updates never create)."""
+        profile = self.profiles.find(kind, profile_id)
+        if profile is None and fallback is not None:
+            profile = self.profiles.find(*fallback)
+        if profile is None:
+            return False
+        profile.update(attributes, ts_ms)
+        return True
+
+    def expire_batches(self, now_ms: int, retention: float | None, keep: int | None) -> None:
+        batches = self.batches
+        if retention is not None:
+            while batches and now_ms - batches[0].submitted_ms > retention * 1000:
+                batches.popleft()
+        if keep is not None:
+            while len(batches) > keep:
+                batches.popleft()
+
+    def find_batch(self, batch_id: str) -> Batch | None:
+        return next((b for b in reversed(self.batches) if b.batch_id == batch_id), None)
+
+    def reset(self) -> None:
+        self.__init__(self.code, self._config)  # type: ignore[misc]

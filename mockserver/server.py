@@ -1,0 +1,68 @@
+"""Serving the app over HTTP on waitress: in the foreground (the CLI) or in a background thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from flask import Flask
+from waitress import create_server
+from waitress.server import BaseWSGIServer
+
+__all__ = ["LiveServer", "make_server"]
+
+
+def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8080, threads: int = 8,
+                **options: Any) -> BaseWSGIServer:
+    """A waitress server bound to ``host:port`` (port 0 picks a free one)."""
+    return create_server(app, host=host, port=port, threads=threads, ident="target-profile-mock",
+                         **options)  # type: ignore[return-value]
+
+
+class LiveServer:
+    """The app on a real socket, served from a daemon thread; ``url`` once started."""
+
+    def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.threads = threads
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the server is not running; call start() first")
+        host = self._server.effective_host  # type: ignore[attr-defined]
+        if ":" in str(host):
+            host = f"[{host}]"
+        return f"http://{host}:{self._server.effective_port}"  # type: ignore[attr-defined]
+
+    def start(self) -> LiveServer:
+        if self._server is not None:
+            return self
+        self._server = make_server(self.app, self.host, self.port, self.threads)
+        self._thread = threading.Thread(target=self._server.run, name="target-profile-mock", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        # waitress has no stop(): close every channel and the listener, which ends its loop
+        logging.getLogger("waitress").setLevel(logging.CRITICAL)
+        for channel in list(server._map.values()):  # type: ignore[attr-defined]
+            channel.handle_close()
+        server.task_dispatcher.shutdown()  # type: ignore[attr-defined]
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def __enter__(self) -> LiveServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""HTTP layer: parsing requests and rendering responses; the domain lives in ``models``."""

@@ -1,0 +1,52 @@
+"""The Admin API's profile-token routes (``https://mc.adobe.io/<tenant>/target/authentication/token``).
+
+Adobe IMS credentials are not checked: faking Adobe's identity service is out of scope.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, request
+
+from contracts.rules import Violation, rule
+
+from .common import backend, finish, json_response, start_entry
+
+bp = Blueprint("admin", __name__)
+MEDIA = "application/vnd.adobe.target.v1+json"
+SCOPES = ("profile_api", "debug_tools")
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    """The Admin API's documented ErrorResponse shape (ADMIN-OAS)."""
+    body = {
+        "httpStatus": status,
+        "requestId": str(uuid.uuid4()),
+        "requestTime": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "errors": [{"errorCode": code, "message": message}],
+    }
+    return json_response(body, status, MEDIA)
+
+
+@bp.route("/<tenant>/target/authentication/token", methods=["GET", "POST"])
+def token(tenant: str) -> Response:
+    """GET returns the current token (issuing one if none); POST issues a new one."""
+    entry = start_entry("token")
+    entry.tenant = tenant
+    scope = request.args.get("authorizationScope")
+    if scope is None and "scope" in request.args:
+        scope = request.args["scope"]
+        entry.violations.append(Violation(rule("token.scope-alias"), "the scope was sent as scope=", "scope"))
+    if scope not in SCOPES:
+        v = Violation(rule("token.scope"), f"authorizationScope is {scope!r}; use profile_api or debug_tools",
+                      "authorizationScope")
+        entry.violations.append(v)
+        return finish(_error(400, "InvalidParameter", v.message))
+    be = backend()
+    tok = be.issue_token(tenant) if request.method == "POST" else be.current_token(tenant)
+    body = {"accessToken": tok.value, "tokenType": "bearer", "scope": scope,
+            "expiresIn": tok.expires_in(be.now_ms())}
+    entry.parsed = {"scope": scope}
+    return finish(json_response(body, 201 if request.method == "POST" else 200, MEDIA))

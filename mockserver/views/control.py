@@ -1,0 +1,219 @@
+"""The fake's own control API under ``/_mock/`` (documented in docs/control-api.md).
+
+Every operation is a thin wrapper over a :class:`~mockserver.backend.MockBackend` method, so the
+Python API and the HTTP API cannot drift apart. Reads never count as polls.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from ..backend import ControlError
+from ..lifecycle import LifecycleError
+from ..models.profiles import ID_KINDS
+from .common import backend, json_response
+
+bp = Blueprint("control", __name__, url_prefix="/_mock")
+
+
+@bp.before_request
+def _guard() -> Response | None:
+    token = backend().config.control_token
+    if token and not hmac.compare_digest(request.headers.get("X-Mock-Token", ""), token):
+        return json_response({"error": "the control API is locked: send the X-Mock-Token header given to "
+                                       "the server with --control-token"}, 401)
+    return None
+
+
+@bp.errorhandler(ControlError)
+def _control_error(exc: ControlError) -> Response:
+    return json_response({"error": str(exc)}, exc.status)
+
+
+@bp.errorhandler(LifecycleError)
+def _lifecycle_error(exc: LifecycleError) -> Response:
+    return json_response({"error": str(exc)}, 400)
+
+
+def _body() -> dict[str, Any]:
+    if not request.data:
+        return {}
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ControlError("the body must be a JSON object")
+    return data
+
+
+@bp.get("/health")
+def health() -> Response:
+    from .. import __version__
+
+    return json_response({"status": "ok", "version": __version__})
+
+
+@bp.post("/reset")
+def reset() -> Response:
+    tenant = _body().get("tenant") or request.args.get("tenant")
+    backend().reset(tenant)
+    return json_response({"reset": tenant or "all"})
+
+
+@bp.get("/settings")
+def get_settings() -> Response:
+    return json_response(backend().settings(request.args.get("tenant")))
+
+
+@bp.route("/settings", methods=["PUT", "PATCH"])
+def put_settings() -> Response:
+    body = _body()
+    tenant = body.pop("tenant", None)
+    be = backend()
+    be.configure(tenant, **body)
+    return json_response(be.settings(tenant))
+
+
+@bp.get("/clock")
+def get_clock() -> Response:
+    return json_response(backend().clock.to_dict())
+
+
+@bp.post("/clock")
+def post_clock() -> Response:
+    body = _body()
+    clock = backend().clock
+    if "freeze" in body:
+        if body["freeze"]:
+            clock.freeze(body.get("at"))
+        else:
+            clock.unfreeze()
+    if "advance" in body:
+        try:
+            clock.advance(float(body["advance"]))
+        except (TypeError, ValueError) as exc:
+            raise ControlError(f"advance takes a number of seconds >= 0: {exc}") from None
+    return json_response(clock.to_dict())
+
+
+@bp.get("/tenants")
+def tenants() -> Response:
+    return json_response(backend().tenants())
+
+
+@bp.get("/tenants/<tenant>/profiles")
+def list_profiles(tenant: str) -> Response:
+    return json_response(backend().profiles(tenant))
+
+
+@bp.post("/tenants/<tenant>/profiles")
+def seed_profiles(tenant: str) -> Response:
+    be = backend()
+    if (request.mimetype or "").lower() in ("text/csv", "text/plain"):
+        n = be.seed_profiles_csv(tenant, request.get_data(as_text=True))
+    else:
+        data = request.get_json(silent=True)
+        if isinstance(data, dict):
+            data = [data]
+        if not isinstance(data, list):
+            raise ControlError("send a JSON profile object or list of them, or a text/csv body")
+        n = be.seed_profiles(tenant, data)
+    return json_response({"seeded": n}, 201)
+
+
+@bp.get("/tenants/<tenant>/profiles/<kind>/<path:profile_id>")
+def get_profile(tenant: str, kind: str, profile_id: str) -> Response:
+    if kind not in ID_KINDS:
+        raise ControlError(f"unknown id kind {kind!r}; use one of {list(ID_KINDS)}", 404)
+    profile = backend().get_profile(tenant, kind, profile_id)  # type: ignore[arg-type]
+    if profile is None:
+        raise ControlError(f"client {tenant} has no profile with {kind} {profile_id!r}", 404)
+    return json_response(profile)
+
+
+@bp.get("/tenants/<tenant>/batches")
+def tenant_batches(tenant: str) -> Response:
+    return json_response(backend().batches(tenant))
+
+
+@bp.get("/batches")
+def all_batches() -> Response:
+    return json_response(backend().batches())
+
+
+@bp.get("/batches/<batch_id>")
+def get_batch(batch_id: str) -> Response:
+    return json_response(backend().batch(batch_id))
+
+
+@bp.post("/batches/<batch_id>/force")
+def force_batch(batch_id: str) -> Response:
+    state = _body().get("status")
+    return json_response(backend().force_batch(batch_id, state))  # type: ignore[arg-type]
+
+
+@bp.put("/batches/<batch_id>/lifecycle")
+def batch_lifecycle(batch_id: str) -> Response:
+    spec = _body().get("lifecycle")
+    if not isinstance(spec, str):
+        raise ControlError('send {"lifecycle": "<spec>"}, e.g. "polls=2" or "seconds=5,stuck"')
+    backend().set_lifecycle(spec, batch_id=batch_id)
+    return json_response(backend().batch(batch_id))
+
+
+@bp.put("/lifecycle")
+def lifecycle() -> Response:
+    body = _body()
+    spec = body.get("lifecycle")
+    if not isinstance(spec, str):
+        raise ControlError('send {"lifecycle": "<spec>", "tenant": <optional>}')
+    backend().set_lifecycle(spec, tenant=body.get("tenant"))
+    return json_response(backend().settings(body.get("tenant")))
+
+
+@bp.put("/tenants/<tenant>/auth")
+def put_auth(tenant: str) -> Response:
+    body = _body()
+    if not isinstance(body.get("enabled"), bool):
+        raise ControlError('send {"enabled": true} or {"enabled": false}')
+    be = backend()
+    be.set_auth(tenant, body["enabled"])
+    out: dict[str, Any] = {"tenant": tenant, "enabled": body["enabled"]}
+    if body["enabled"]:
+        out["token"] = be.current_token(tenant).value
+    return json_response(out)
+
+
+@bp.post("/tenants/<tenant>/token")
+def new_token(tenant: str) -> Response:
+    tok = backend().issue_token(tenant)
+    return json_response({"tenant": tenant, "token": tok.value}, 201)
+
+
+@bp.put("/rate-limits")
+def rate_limits() -> Response:
+    body = _body()
+    tenant = body.pop("tenant", None)
+    mapping = {"bulkCallsPerMinute": "bulk_calls_per_minute", "singleUpdatesPerDay": "single_updates_per_day"}
+    unknown = set(body) - set(mapping)
+    if unknown:
+        raise ControlError(f"unknown keys {sorted(unknown)}; use {sorted(mapping)} (a number, or null for no limit)")
+    be = backend()
+    be.configure(tenant, **{mapping[k]: v for k, v in body.items()})
+    return json_response(be.settings(tenant))
+
+
+@bp.get("/journal")
+def journal() -> Response:
+    op = request.args.get("operation")
+    tenant = request.args.get("tenant")
+    entries = backend().journal.entries(
+        lambda e: (op is None or e.operation == op) and (tenant is None or e.tenant == tenant))
+    return json_response([e.to_dict() for e in entries])
+
+
+@bp.delete("/journal")
+def clear_journal() -> Response:
+    backend().journal.clear()
+    return json_response({"cleared": True})

@@ -1,0 +1,270 @@
+"""Adobe's edge routes: single update, bulk update, batch status and profile fetch."""
+
+from __future__ import annotations
+
+import io
+from typing import Literal
+
+from flask import Blueprint, Response, request
+
+from contracts.batch import Transport, parse_batch
+from contracts.ids import client_code_from_host
+from contracts.profile_json import FetchKind, not_found_body, profile_body
+from contracts.rules import LIMITS, Violation, rule
+from contracts.single import parse_single_update
+from contracts.xmlbodies import (
+    batch_refused,
+    batch_status,
+    batch_submitted,
+    status_failure,
+    update_failure,
+    update_success,
+)
+
+from ..models.journal import BODY_KEEP
+from .common import (
+    JSON,
+    TeeStream,
+    auth_status,
+    backend,
+    check_auth,
+    finish,
+    json_response,
+    m2_tenant,
+    refuse_update,
+    start_entry,
+    xml_response,
+)
+
+bp = Blueprint("edge", __name__)
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def _joined(errors: list[Violation]) -> str:
+    return "; ".join(v.message for v in errors)
+
+
+def _fault(operation: str, tenant: str) -> Response | None:
+    injector = backend().faults
+    return injector.intercept(operation, tenant) if injector is not None else None
+
+
+# --- single update -------------------------------------------------------------------------------
+@bp.route("/m2/<client>/profile/update", methods=ALL_METHODS)
+def profile_update(client: str) -> Response:
+    entry = start_entry("single-update")
+    tenant = entry.tenant = m2_tenant(client, entry)
+    denied = check_auth(tenant, entry, lambda v: refuse_update(v, auth_status()))
+    if denied is not None:
+        return finish(denied)
+    be = backend()
+    body = b""
+    if request.method == "POST":
+        # read at most one byte past the limit: an oversized body is refused without buffering it
+        body = request.stream.read(LIMITS.single_post_bytes + 1)
+        entry.body = body[:BODY_KEEP]
+        entry.body_size = max(entry.body_size, len(body))
+    target_length = len(request.path.encode()) + 1 + len(request.query_string)
+    update = parse_single_update(request.method, request.query_string.decode("latin-1"),
+                                 content_type=request.content_type or "", body=body,
+                                 target_length=target_length)
+    entry.violations += update.violations
+    entry.parsed = {"idKind": update.id_kind, "id": update.profile_id, "attributes": update.attributes}
+    if update.errors:
+        return finish(xml_response(update_failure(_joined(update.errors)), update.errors[0].rule.status))
+    wait = be.acquire_rate(tenant, "single")
+    if wait is not None:
+        v = Violation(rule("rate.single"), f"client {tenant} has sent {be.tenant(tenant).single_window.limit:,} "
+                      "single updates in the last 24 hours", "rate")
+        entry.violations.append(v)
+        resp = refuse_update(v, be.config.single_rate_status)
+        resp.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
+        return finish(resp)
+    faulted = _fault("single-update", tenant)
+    if faulted is not None:
+        return finish(faulted)
+    assert update.id_kind is not None and update.profile_id is not None
+    kind: Literal["tntId", "thirdPartyId"] = "thirdPartyId" if update.id_kind == "mbox3rdPartyId" else "tntId"
+    fallback = ("tntId", update.other_id[1]) if update.other_id else None
+    be.single_update(tenant, kind, update.profile_id, fallback, update.attributes)  # type: ignore[arg-type]
+    return finish(xml_response(update_success()))
+
+
+# --- bulk update ---------------------------------------------------------------------------------
+def _transport() -> tuple[Transport, io.BufferedIOBase | TeeStream]:
+    ctype = (request.mimetype or "").lower()
+    if ctype.startswith("multipart/"):
+        field = request.form.get("batch")
+        if field is not None:
+            data = field.encode()
+            return "multipart", io.BytesIO(data if data.startswith(b"batch=") else b"batch=" + data)
+        upload = next(iter(request.files.values()), None)
+        return "multipart", (upload.stream if upload is not None else io.BytesIO(b""))  # type: ignore[return-value]
+    if ctype in ("text/csv", "text/plain"):
+        return "csv", TeeStream(request.stream)
+    return "form", TeeStream(request.stream)
+
+
+def _status_url(tenant: str, version: int, batch_id: str) -> str:
+    cfg = backend().config
+    host = cfg.status_host or request.host
+    path_v = "/v2" if version == 2 and backend().tenant(tenant).setting("status_path") == "versioned" else ""
+    return f"{request.scheme}://{host}/m2/{tenant}{path_v}/profile/batchStatus?batchId={batch_id}"
+
+
+def _batch_update(client: str, version: int) -> Response:
+    entry = start_entry("batch-submit")
+    tenant = entry.tenant = m2_tenant(client, entry)
+    entry.parsed = {"version": version}
+    refuse = lambda v, status=None: xml_response(batch_refused(v.message), status or v.rule.status)  # noqa: E731
+    denied = check_auth(tenant, entry, lambda v: refuse(v, auth_status()))
+    if denied is not None:
+        return finish(denied)
+    be = backend()
+    if request.method != "POST":
+        v = Violation(rule("batch.method"), f"{request.method} is not allowed; submit the batch with POST", "method")
+        entry.violations.append(v)
+        return finish(refuse(v))
+    wait = be.acquire_rate(tenant, "bulk")
+    if wait is not None:
+        v = Violation(rule("rate.bulk"), f"client {tenant} has made {be.tenant(tenant).bulk_window.limit} bulk "
+                      "calls in the last minute", "rate")
+        entry.violations.append(v)
+        return finish(refuse(v))
+    cfg = be.config
+    length = request.content_length
+    if length is not None and length > cfg.batch_max_bytes:
+        v = Violation(rule("batch.too-large"), f"the file is {length:,} bytes; the limit is "
+                      f"{cfg.batch_max_bytes:,} bytes (50 MB)", "body")
+        entry.violations.append(v)
+        return finish(refuse(v))
+    faulted = _fault("batch-submit", tenant)
+    if faulted is not None:
+        return finish(faulted)
+    transport, stream = _transport()
+    file = parse_batch(stream, transport=transport, max_bytes=cfg.batch_max_bytes,  # type: ignore[arg-type]
+                       max_rows=cfg.batch_max_rows)
+    if isinstance(stream, TeeStream):
+        entry.body = bytes(stream.head)
+        entry.body_size = max(entry.body_size, stream.total)
+    entry.violations += file.violations
+    entry.parsed.update({"key": file.key, "attributes": list(file.attributes), "rows": file.row_count})
+    if file.errors:
+        first = file.errors[0]
+        return finish(xml_response(batch_refused(_joined(file.errors)), first.rule.status))
+    batch_id = be.new_batch_id(tenant)
+    batch = be.submit_batch(tenant, version, file, batch_id, _status_url(tenant, version, batch_id))
+    entry.parsed["batchId"] = batch.batch_id
+    return finish(xml_response(batch_submitted(batch.status_url)))
+
+
+@bp.route("/m2/<client>/profile/batchUpdate", methods=ALL_METHODS)
+def batch_update_v1(client: str) -> Response:
+    return _batch_update(client, 1)
+
+
+@bp.route("/m2/<client>/v2/profile/batchUpdate", methods=ALL_METHODS)
+def batch_update_v2(client: str) -> Response:
+    return _batch_update(client, 2)
+
+
+# --- batch status --------------------------------------------------------------------------------
+def _batch_status(client: str) -> Response:
+    entry = start_entry("batch-status")
+    tenant = entry.tenant = m2_tenant(client, entry)
+
+    def refuse(v: Violation, status: int | None = None) -> Response:
+        return xml_response(status_failure(v.message), status or v.rule.status)
+
+    denied = check_auth(tenant, entry, lambda v: refuse(v, auth_status()))
+    if denied is not None:
+        return finish(denied)
+    be = backend()
+    if be.config.rate_limit_status_polls and be.acquire_rate(tenant, "bulk") is not None:
+        v = Violation(rule("rate.bulk"), f"client {tenant} has made {be.tenant(tenant).bulk_window.limit} bulk "
+                      "calls in the last minute", "rate")
+        entry.violations.append(v)
+        return finish(refuse(v))
+    batch_id = request.args.get("batchId", "")
+    entry.parsed = {"batchId": batch_id}
+    if not batch_id:
+        v = Violation(rule("status.missing-batch-id"), "the request has no batchId parameter", "batchId")
+        entry.violations.append(v)
+        return finish(refuse(v))
+    faulted = _fault("batch-status", tenant)
+    if faulted is not None:
+        return finish(faulted)
+    batch = be.poll_batch(tenant, batch_id)
+    if batch is None:
+        v = Violation(rule("status.unknown-batch"), f"No batch found for client {tenant} with batchId={batch_id} "
+                      "(unknown, of another client, or past its retention)", "batchId")
+        entry.violations.append(v)
+        return finish(refuse(v))
+    with be.lock:
+        show = request.args.get("showDetails", "").lower() == "true"
+        counters = None
+        if show:
+            counters = dict(batch.counters) if batch.state != "incomplete" else {
+                "batchSize": batch.size, "consumedCount": 0, "successfulUpdates": 0,
+                "profilesNotFound": 0, "failedUpdates": 0}
+        shape = be.tenant(tenant).setting("v2_profile_rows")
+        body = batch_status(batch.batch_id, batch.state, batch.size, counters, batch.row_statuses(shape))
+        entry.parsed["status"] = batch.state
+    return finish(xml_response(body))
+
+
+@bp.route("/m2/<client>/profile/batchStatus", methods=["GET"])
+def batch_status_v1(client: str) -> Response:
+    return _batch_status(client)
+
+
+@bp.route("/m2/<client>/v2/profile/batchStatus", methods=["GET"])
+def batch_status_v2(client: str) -> Response:
+    return _batch_status(client)
+
+
+# --- fetch ---------------------------------------------------------------------------------------
+def _fetch(kind: FetchKind, profile_id: str) -> Response:
+    entry = start_entry("fetch")
+    be = backend()
+    tenant = request.args.get("client", "")
+    if not tenant:
+        tenant = client_code_from_host(request.host) or be.config.client_code
+        entry.violations.append(Violation(rule("fetch.missing-client"),
+                                          f"the URL has no ?client=; the fake used client code {tenant!r}",
+                                          "client"))
+    entry.tenant = tenant
+    entry.parsed = {"idKind": kind, "id": profile_id}
+
+    def refuse(v: Violation, status: int) -> Response:
+        return json_response({"status": status, "message": v.message}, status)
+
+    denied = check_auth(tenant, entry, lambda v: refuse(v, auth_status()))
+    if denied is not None:
+        return finish(denied)
+    if request.method != "GET":
+        v = Violation(rule("fetch.method"), f"{request.method} is not allowed; fetch profiles with GET", "method")
+        entry.violations.append(v)
+        return finish(refuse(v, 405))
+    faulted = _fault("fetch", tenant)
+    if faulted is not None:
+        return finish(faulted)
+    attrs = be.fetch(tenant, "marketingCloudVisitorId" if kind == "marketingCloudVisitorId" else kind, profile_id)
+    if attrs is None:
+        return finish(json_response(not_found_body(tenant, kind, profile_id), 404, JSON))
+    return finish(json_response(profile_body(tenant, profile_id, attrs)))
+
+
+@bp.route("/rest/v1/profiles/thirdPartyId/<profile_id>", methods=ALL_METHODS)
+def fetch_third_party(profile_id: str) -> Response:
+    return _fetch("thirdPartyId", profile_id)
+
+
+@bp.route("/rest/v1/profiles/marketingCloudVisitorId/<profile_id>", methods=ALL_METHODS)
+def fetch_ecid(profile_id: str) -> Response:
+    return _fetch("marketingCloudVisitorId", profile_id)
+
+
+@bp.route("/rest/v1/profiles/<profile_id>", methods=ALL_METHODS)
+def fetch_tnt(profile_id: str) -> Response:
+    return _fetch("tntId", profile_id)
