@@ -3,11 +3,12 @@ and a tolerant parser for clients and tests."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape as _escape
 
 __all__ = [
     "COUNTERS",
@@ -26,6 +27,14 @@ __all__ = [
 BatchStatusToken = Literal["incomplete", "complete", "stuck"]
 #: The counters ``showDetails=true`` adds, in the documented order (EL-BULK 2023-12-05).
 COUNTERS = ("batchSize", "consumedCount", "successfulUpdates", "profilesNotFound", "failedUpdates")
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def escape(text: str) -> str:
+    """Escape for XML text; characters XML 1.0 cannot carry at all (e.g. NUL) become U+FFFD."""
+    return _escape(_NOT_XML.sub("\ufffd", text))
+
 
 #: Byte-exact success body of a single update (IO-1.4).
 UPDATE_SUCCESS = (b"<response><success>true</success><pcId></pcId>"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import parse_qsl
 
-from flask import Flask, Response, request
+from flask import Flask, Request, Response, request
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
+from werkzeug.utils import cached_property
 
 from contracts.xmlbodies import status_failure
 
@@ -17,9 +20,19 @@ from .views.common import json_response, xml_response
 log = logging.getLogger("target_profile_mock")
 
 
+class _Request(Request):
+    @cached_property
+    def args(self) -> MultiDict[str, str]:  # type: ignore[override]
+        # Werkzeug decodes the raw query as strict UTF-8 and raises on other bytes (a 500); clients that
+        # send unencoded Latin-1 must get the contract's answer instead
+        text = self.query_string.decode("utf-8", "replace")
+        return self.parameter_storage_class(parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote"))
+
+
 def create_app(backend: MockBackend | None = None, *, config: MockConfig | None = None) -> Flask:
     """A Flask app over ``backend`` (a new one built from ``config`` when not given)."""
     app = Flask("target_profile_mock")
+    app.request_class = _Request
     app.config["BACKEND"] = backend if backend is not None else MockBackend(config)
     app.url_map.strict_slashes = False
     app.register_blueprint(control.bp)

@@ -26,7 +26,8 @@ class Token:
         return max(0, int(self.ttl - (now_ms - self.issued_ms) / 1000))
 
     def valid(self, now_ms: int) -> bool:
-        return self.ttl is None or self.expires_in(now_ms) > 0
+        # compare in milliseconds: expires_in rounds down to whole seconds, which would end a token early
+        return self.ttl is None or now_ms - self.issued_ms < self.ttl * 1000
 
 
 @dataclass(slots=True)

@@ -1,0 +1,223 @@
+"""The standalone server over a real socket: ``python -m mockserver serve`` and the console script."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from contracts.xmlbodies import parse_response
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = Path(sys.executable).parent / "target-profile-mock"
+URL_RE = re.compile(r"serving on (http://\S+)")
+STARTUP_TIMEOUT = 20.0
+OK = b"<response><success>true</success><pcId></pcId><message>Request successfully submitted</message></response>"
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[str]
+    url: str = ""
+    lines: list[str] = field(default_factory=list)
+    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        for line in self.lines:
+            if m := pattern.search(line):
+                return m
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.lines.append(line)
+            if m := pattern.search(line):
+                return m
+        raise AssertionError(f"no line matching {pattern.pattern!r} within {timeout}s; output: {self.lines!r}; "
+                             f"stderr: {self._stderr()!r}")
+
+    def _stderr(self) -> str:
+        if self.proc.poll() is None or self.proc.stderr is None:
+            return "(still running)"
+        return self.proc.stderr.read()
+
+    def stop(self, sig: int, timeout: float = 10.0) -> int:
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        # drain the rest of stdout (the reader thread ends at EOF)
+        while (line := self._queue.get(timeout=timeout)) is not None:
+            self.lines.append(line)
+        return code
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    # the source tree first, so the console script runs this checkout's code too
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _spawn(cmd: list[str]) -> Server:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            text=True, env=_env(), cwd=ROOT)
+    server = Server(proc)
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            server._queue.put(line.rstrip("\n"))
+        server._queue.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return server
+
+
+def _commands() -> list[pytest.param]:
+    module = pytest.param([sys.executable, "-m", "mockserver"], id="python-m")
+    script = pytest.param([str(SCRIPT)], id="console-script", marks=pytest.mark.skipif(
+        not SCRIPT.exists(), reason=f"{SCRIPT} is not installed (pip install . into this environment)"))
+    return [module, script]
+
+
+@contextmanager
+def serving(*args: str, base: list[str] | None = None) -> Iterator[Server]:
+    server = _spawn([*(base or [sys.executable, "-m", "mockserver"]), "serve", "--port", "0", *args])
+    try:
+        server.url = server.wait_for(URL_RE, STARTUP_TIMEOUT).group(1)
+        yield server
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(10)
+
+
+@pytest.mark.parametrize("base", _commands())
+def test_serves_health_update_and_fetch_over_a_socket_and_stops_on_sigterm(base: list[str]) -> None:
+    with serving("--client-code", "acme", base=base) as server:
+        url = server.url
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
+        assert int(url.rsplit(":", 1)[1]) != 0
+        assert "auth off" in server.lines[-1]  # off unless --auth
+        health = requests.get(f"{url}/_mock/health", timeout=5)
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        assert requests.post(f"{url}/_mock/tenants/acme/profiles", timeout=5,
+                             json={"thirdPartyId": "u1", "attributes": {"tier": "silver"}}).status_code == 201
+        r = requests.get(f"{url}/m2/acme/profile/update", timeout=5,
+                         params={"mbox3rdPartyId": "u1", "profile.tier": "gold & more"})
+        assert r.status_code == 200 and r.content == OK
+        r = requests.post(f"{url}/m2/acme/profile/update", timeout=5,
+                          data={"mbox3rdPartyId": "u1", "profile.city": "Zürich"})
+        assert r.content == OK
+        f = requests.get(f"{url}/rest/v1/profiles/thirdPartyId/u1", params={"client": "acme"}, timeout=5)
+        assert f.status_code == 200
+        body = f.json()
+        assert body["client"] == "acme" and body["visitorId"] == "u1"
+        assert {k: v["value"] for k, v in body["profileAttributes"].items()} == {"tier": "gold & more",
+                                                                                 "city": "Zürich"}
+        missing = requests.get(f"{url}/rest/v1/profiles/1-2", params={"client": "acme"}, timeout=5)
+        assert missing.status_code == 404
+        assert missing.json() == {"status": 404, "message": "No profile found for client acme with mboxPC=1-2"}
+        assert server.stop(signal.SIGTERM) == 0
+        assert any("stopped" in line for line in server.lines), server.lines
+
+
+def test_stops_cleanly_on_sigint() -> None:
+    with serving() as server:
+        assert requests.get(f"{server.url}/_mock/health", timeout=5).status_code == 200
+        assert server.stop(signal.SIGINT) == 0
+        assert any("stopped" in line for line in server.lines), server.lines
+        assert server.proc.stderr is not None and "Traceback" not in server.proc.stderr.read()
+
+
+def test_client_code_is_the_tenant_of_the_literal_client_path() -> None:
+    with serving("--client-code", "shop7") as server:
+        url = server.url
+        requests.post(f"{url}/_mock/tenants/shop7/profiles", json={"thirdPartyId": "u1", "attributes": {"a": "0"}},
+                      timeout=5).raise_for_status()
+        r = requests.get(f"{url}/m2/client/profile/update?mbox3rdPartyId=u1&profile.a=1", timeout=5)
+        assert r.content == OK
+        f = requests.get(f"{url}/rest/v1/profiles/thirdPartyId/u1?client=shop7", timeout=5).json()
+        assert f["profileAttributes"]["a"]["value"] == "1"
+        # a Host naming a tenant still wins over the default
+        requests.post(f"{url}/_mock/tenants/other/profiles", json={"thirdPartyId": "u1", "attributes": {"a": "0"}},
+                      timeout=5).raise_for_status()
+        requests.get(f"{url}/m2/client/profile/update?mbox3rdPartyId=u1&profile.a=2", timeout=5,
+                     headers={"Host": "other.tt.omtrdc.net"})
+        f = requests.get(f"{url}/rest/v1/profiles/thirdPartyId/u1?client=other", timeout=5).json()
+        assert f["profileAttributes"]["a"]["value"] == "2"
+        server.stop(signal.SIGTERM)
+
+
+def test_auth_flag_requires_a_bearer_token() -> None:
+    with serving("--auth", "--client-code", "acme") as server:
+        line = next(line for line in server.lines if "serving on" in line)
+        assert "client code acme" in line and "auth on" in line
+        url = server.url
+        fetch = f"{url}/rest/v1/profiles/thirdPartyId/u1?client=acme"
+        r = requests.get(fetch, timeout=5)
+        assert r.status_code == 401 and "[auth.missing-token]" in r.json()["message"]
+        u = requests.get(f"{url}/m2/acme/profile/update?mbox3rdPartyId=u1&profile.a=1", timeout=5)
+        assert u.status_code == 401 and parse_response(u.content)["success"] == "false"
+        tok = requests.get(f"{url}/acme/target/authentication/token?authorizationScope=profile_api",
+                           timeout=5).json()["accessToken"]
+        auth = {"Authorization": f"Bearer {tok}"}
+        assert requests.get(fetch, headers=auth, timeout=5).status_code == 404  # allowed; no such profile
+        assert requests.get(f"{url}/m2/acme/profile/update?mbox3rdPartyId=u1&profile.a=1", headers=auth,
+                            timeout=5).content == OK
+        assert server.stop(signal.SIGTERM) == 0
+
+
+def test_port_in_use_is_a_clear_error_with_exit_code_2() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "mockserver", "serve", "--port", str(port)],
+                              capture_output=True, text=True, timeout=30, env=_env(), cwd=ROOT)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "serving on" not in proc.stdout
+
+
+def test_bad_arguments_exit_non_zero_with_usage() -> None:
+    proc = subprocess.run([sys.executable, "-m", "mockserver", "serve", "--port", "nope"], capture_output=True,
+                          text=True, timeout=30, env=_env(), cwd=ROOT)
+    assert proc.returncode == 2 and "usage:" in proc.stderr and "--port" in proc.stderr
+
+
+def test_help_lists_the_documented_options() -> None:
+    proc = subprocess.run([sys.executable, "-m", "mockserver", "serve", "--help"], capture_output=True, text=True,
+                          timeout=30, env=_env(), cwd=ROOT)
+    assert proc.returncode == 0
+    for option in ("--host", "--port", "--client-code", "--auth"):
+        assert option in proc.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_right_after_the_url_line_still_stops_cleanly(sig: int) -> None:
+    # a supervisor may stop the server the moment it has read the URL
+    with serving() as server:
+        assert server.stop(sig) == 0
+        assert any("stopped" in line for line in server.lines), server.lines
+        assert server.proc.stderr is not None and "Traceback" not in server.proc.stderr.read()
