@@ -13,13 +13,14 @@ import io
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO, Literal
-from urllib.parse import quote, unquote_plus
+from typing import BinaryIO, Literal, overload
+from urllib.parse import quote, unquote, unquote_plus
 
 from .ids import TNT_ID_RE
 from .rules import LIMITS, Severity, Violation, rule
 
-__all__ = ["BatchFile", "BatchKey", "Transport", "encode_batch", "encode_cell", "parse_batch"]
+__all__ = ["BatchFile", "BatchKey", "BatchRows", "Transport", "decode_row", "encode_batch", "encode_cell",
+           "parse_batch"]
 
 BatchKey = Literal["pcId", "thirdPartyId"]
 #: How the file reached the server: the documented raw form body, a text/csv body, or a multipart part.
@@ -29,6 +30,74 @@ _BOM = b"\xef\xbb\xbf"
 _PREFIX = b"batch="
 _LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _CHUNK = 1 << 20
+# The fast path: whole blocks of lines that can break no rule are checked with C-speed scans and kept as
+# their encoded text (decoded when read), instead of being split and decoded cell by cell.
+# A lone % (matched as "%"), or a maximal run of escaped bytes from 0x80 up (which must decode as UTF-8).
+_PERCENTS = re.compile(rb"%(?:[89A-Fa-f][0-9A-Fa-f](?:%[89A-Fa-f][0-9A-Fa-f])*|(?![0-9A-Fa-f]{2}))")
+_UNSAFE = (b"&", b'"', b"+", b" ", b"\t")
+_ALL_BUT_COMMA_NL = bytes(b for b in range(256) if b not in b",\n")
+_DIGITS_TO_9 = bytes.maketrans(b"0123456789", b"9999999999")
+
+
+def decode_row(line: str) -> tuple[str, ...]:
+    """The cells of a row kept in its encoded form (one the fast path accepted: no +, no lone %)."""
+    return tuple([unquote(c) if "%" in c else c for c in line.split(",")])
+
+
+class BatchRows(Sequence[tuple[str, ...]]):
+    """A batch's rows, compact: a row that breaks no rule is held as its encoded line, decoded when read.
+
+    It reads like a list of tuples (the id first, then the cells in header order); ``ids`` lists
+    the row ids without decoding anything, and ``raw`` gives the stored items (a tuple, or the
+    encoded line for :func:`decode_row`) for code that applies many rows at once.
+    """
+
+    __slots__ = ("_items", "ids")
+
+    def __init__(self, rows: Iterable[tuple[str, ...]] = ()) -> None:
+        self._items: list[str | tuple[str, ...]] = list(rows)
+        self.ids: list[str] = [r[0] for r in self._items]
+
+    def raw(self) -> list[str | tuple[str, ...]]:
+        return self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[str, ...]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[tuple[str, ...]]: ...
+    def __getitem__(self, i: int | slice) -> tuple[str, ...] | list[tuple[str, ...]]:
+        if isinstance(i, slice):
+            return [decode_row(r) if isinstance(r, str) else r for r in self._items[i]]
+        r = self._items[i]
+        return decode_row(r) if isinstance(r, str) else r
+
+    def __iter__(self) -> Iterator[tuple[str, ...]]:
+        for r in self._items:
+            yield decode_row(r) if isinstance(r, str) else r
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (BatchRows, list, tuple)):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"BatchRows({list(self)!r})" if len(self) <= 20 else f"<BatchRows: {len(self):,} rows>"
+
+    def has_values(self) -> bool:
+        """Whether any row sets a value (any non-empty cell after the id)."""
+        for r, pid in zip(self._items, self.ids, strict=True):
+            if isinstance(r, str):
+                # an encoded cell is empty exactly when it is empty before decoding
+                if r[len(pid) + 1:].strip(","):
+                    return True
+            elif any(r[1:]):
+                return True
+        return False
 
 
 @dataclass(slots=True)
@@ -41,7 +110,7 @@ class BatchFile:
 
     key: BatchKey | None
     attributes: tuple[str, ...]
-    rows: list[tuple[str, ...]] = field(default_factory=list)
+    rows: Sequence[tuple[str, ...]] = field(default_factory=BatchRows)
     violations: list[Violation] = field(default_factory=list)
     size: int = 0  #: bytes read
 
@@ -66,6 +135,8 @@ class BatchFile:
     @property
     def has_values(self) -> bool:
         """False when every cell is empty: such a batch is skipped (EL-BULK 2025-10-28)."""
+        if isinstance(self.rows, BatchRows):
+            return self.rows.has_values()
         return any(any(row[1:]) for row in self.rows)
 
 
@@ -100,26 +171,101 @@ class _TooLarge(Exception):
     pass
 
 
-def _lines(source: BinaryIO | bytes, max_bytes: int, counter: list[int]) -> Iterator[bytes]:
+def _blocks(source: BinaryIO | bytes, max_bytes: int, counter: list[int]) -> Iterator[bytes]:
+    """The body as blocks of whole lines (joined by \\n, the last without its own): the first line
+    alone, then about a chunk at a time. Reading stops as soon as the body is over ``max_bytes``."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         counter[0] = len(data)
         if len(data) > max_bytes:
             raise _TooLarge
-        yield from data.split(b"\n")
-        return
+        read = io.BytesIO(data).read
+        counted = True
+    else:
+        read = source.read
+        counted = False
     rest = b""
+    first = True
     while True:
-        chunk = source.read(_CHUNK)
+        chunk = read(_CHUNK)
         if not chunk:
             break
-        counter[0] += len(chunk)
-        if counter[0] > max_bytes:
-            raise _TooLarge
-        parts = (rest + chunk).split(b"\n")
-        rest = parts.pop()
-        yield from parts
+        if not counted:
+            counter[0] += len(chunk)
+            if counter[0] > max_bytes:
+                raise _TooLarge
+        buf = rest + chunk if rest else chunk
+        end = buf.rfind(b"\n")
+        if end < 0:
+            rest = buf
+            continue
+        block, rest = buf[:end], buf[end + 1:]
+        if first:
+            first = False
+            nl = block.find(b"\n")
+            if nl < 0:
+                yield block
+                continue
+            yield block[:nl]
+            block = block[nl + 1:]
+        yield block
     yield rest
+
+
+class _FastPath:
+    """Takes whole blocks of rows that provably break no rule, without looking at each cell."""
+
+    def __init__(self, key: BatchKey | None, width: int) -> None:
+        self.third_party = key == "thirdPartyId"
+        self.too_many_commas = b"," * (width + 1)
+
+    def take(self, block: bytes, items: list[str | tuple[str, ...]], ids: list[str], seen: set[str],
+             max_rows: int) -> int:
+        """Append the block's rows and return how many; 0 when it needs the line-by-line path."""
+        if not block or block[:1] == b"\n" or block[-1:] == b"\n" or b"\n\n" in block or not block.isascii():
+            return 0
+        if b"\r" in block:
+            block = block.replace(b"\r\n", b"\n")
+            if b"\r" in block:
+                return 0
+        for ch in _UNSAFE:
+            if ch in block:
+                return 0
+        if b"%" in block:
+            # escaped bytes from 0x80 up decode to UTF-8 only in runs that ASCII never interrupts, so
+            # checking each distinct run checks every cell
+            for run in set(_PERCENTS.findall(block)):
+                if run == b"%":
+                    return 0
+                try:
+                    bytes.fromhex(run.replace(b"%", b"").decode("ascii")).decode("utf-8")
+                except UnicodeDecodeError:
+                    return 0
+        # a row with more than width cells has width + 1 commas in a row once all else is deleted
+        if self.too_many_commas in block.translate(None, _ALL_BUT_COMMA_NL):
+            return 0
+        lines = block.decode("ascii").split("\n")
+        if len(items) + len(lines) > max_rows:
+            return 0
+        row_ids = [line.partition(",")[0] for line in lines]
+        joined = "\n".join(row_ids)
+        if "%" in joined:
+            return 0
+        if self.third_party:
+            if "/" in joined or "" in row_ids or max(map(len, row_ids)) > LIMITS.third_party_id_max_chars:
+                return 0
+        else:
+            # the id format depends only on where the digits are: check each distinct shape once
+            shapes = set(joined.encode("ascii").translate(_DIGITS_TO_9).split(b"\n"))
+            if not all(TNT_ID_RE.match(shape.decode("ascii")) for shape in shapes):
+                return 0
+        unique = set(row_ids)
+        if len(unique) != len(row_ids) or not seen.isdisjoint(unique):
+            return 0
+        seen |= unique
+        items += lines
+        ids += row_ids
+        return len(lines)
 
 
 def _decode_cell(cell: str, tally: _Tally, where: str) -> str | None:
@@ -231,78 +377,103 @@ def parse_batch(
         tally.add("batch.content-type", "the batch was sent as text/csv", "Content-Type")
     elif transport == "multipart":
         tally.add("batch.multipart", "the batch was sent as a multipart upload", "Content-Type")
-    rows = result.rows
+    rows = BatchRows()
+    result.rows = rows
+    items, row_ids = rows.raw(), rows.ids
     seen: set[str] = set()
     lineno = 0
     header_done = False
     key: BatchKey | None = None
     width = 0
-    try:
-        for line in _lines(source, max_bytes, counter):
-            lineno += 1
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if not header_done:
-                if line.startswith(_BOM):
-                    line = line[3:]
-                if line.startswith(_PREFIX):
-                    line = line[len(_PREFIX):]
-                    if line.startswith(_BOM):
-                        line = line[3:]
-                elif transport == "form":
-                    if not line.strip():
-                        tally.add("batch.empty", "the body is empty", "body")
-                    else:
-                        tally.add("batch.missing-prefix",
-                                  "the body does not start with batch=; send the file as "
-                                  "batch=<header line> followed by the rows", "line 1")
-                    break
-                cells = _split(line, lineno, tally)
-                if cells is None:
-                    break
-                if not line.strip():
-                    tally.add("batch.empty", "the header line is empty", "line 1")
-                    break
-                key, result.attributes = _header(cells, tally)
-                result.key = key
-                width = len(result.attributes)
-                header_done = True
-                if tally.has_error():
-                    break
-                continue
+    fast: _FastPath | None = None
+
+    def header(line: bytes) -> bool:
+        """The header line; True when reading stops here."""
+        nonlocal header_done, key, width, fast
+        if line.startswith(_BOM):
+            line = line[3:]
+        if line.startswith(_PREFIX):
+            line = line[len(_PREFIX):]
+            if line.startswith(_BOM):
+                line = line[3:]
+        elif transport == "form":
             if not line.strip():
-                continue
-            if len(rows) >= max_rows:
-                tally.add("batch.too-many-rows",
-                          f"the file has more than {max_rows:,} rows; the limit is {max_rows:,} per batch",
-                          f"line {lineno}")
-                break
-            cells = _split(line, lineno, tally)
-            if cells is None:
-                continue
-            row_id = cells[0]
-            where = f"line {lineno}"
-            if not row_id:
-                tally.add("batch.row-without-id", f"{where} has no id; it counts as a failed update", where)
-            elif key == "thirdPartyId":
-                if "+" in row_id or "/" in row_id:
-                    tally.add("batch.third-party-id",
-                              f"{where}: thirdPartyId {row_id!r} contains + or /, which are not allowed", where)
-                elif len(row_id) > LIMITS.third_party_id_max_chars:
-                    tally.add("batch.third-party-id",
-                              f"{where}: thirdPartyId is {len(row_id)} characters; the limit is "
-                              f"{LIMITS.third_party_id_max_chars}", where)
-            elif not TNT_ID_RE.match(row_id):
-                tally.add("id.tnt-format", f"{where}: pcId {row_id!r} does not look like a Target id", where)
-            if len(cells) - 1 > width:
-                tally.add("batch.long-row", f"{where} has {len(cells) - 1} values for {width} headers; "
-                          "the extra cells are ignored", where)
-                cells = cells[: width + 1]
-            if row_id in seen:
-                tally.add("batch.duplicate-id", f"{where} repeats id {row_id!r}; later rows win", where)
+                tally.add("batch.empty", "the body is empty", "body")
             else:
-                seen.add(row_id)
-            rows.append(tuple(cells))
+                tally.add("batch.missing-prefix",
+                          "the body does not start with batch=; send the file as "
+                          "batch=<header line> followed by the rows", "line 1")
+            return True
+        cells = _split(line, lineno, tally)
+        if cells is None:
+            return True
+        if not line.strip():
+            tally.add("batch.empty", "the header line is empty", "line 1")
+            return True
+        key, result.attributes = _header(cells, tally)
+        result.key = key
+        width = len(result.attributes)
+        header_done = True
+        if tally.has_error():
+            return True
+        fast = _FastPath(key, width)
+        return False
+
+    def row(line: bytes) -> bool:
+        """One row, cell by cell; True when reading stops here."""
+        if not line.strip():
+            return False
+        if len(items) >= max_rows:
+            tally.add("batch.too-many-rows",
+                      f"the file has more than {max_rows:,} rows; the limit is {max_rows:,} per batch",
+                      f"line {lineno}")
+            return True
+        cells = _split(line, lineno, tally)
+        if cells is None:
+            return False
+        row_id = cells[0]
+        where = f"line {lineno}"
+        if not row_id:
+            tally.add("batch.row-without-id", f"{where} has no id; it counts as a failed update", where)
+        elif key == "thirdPartyId":
+            if "+" in row_id or "/" in row_id:
+                tally.add("batch.third-party-id",
+                          f"{where}: thirdPartyId {row_id!r} contains + or /, which are not allowed", where)
+            elif len(row_id) > LIMITS.third_party_id_max_chars:
+                tally.add("batch.third-party-id",
+                          f"{where}: thirdPartyId is {len(row_id)} characters; the limit is "
+                          f"{LIMITS.third_party_id_max_chars}", where)
+        elif not TNT_ID_RE.match(row_id):
+            tally.add("id.tnt-format", f"{where}: pcId {row_id!r} does not look like a Target id", where)
+        if len(cells) - 1 > width:
+            tally.add("batch.long-row", f"{where} has {len(cells) - 1} values for {width} headers; "
+                      "the extra cells are ignored", where)
+            cells = cells[: width + 1]
+        if row_id in seen:
+            tally.add("batch.duplicate-id", f"{where} repeats id {row_id!r}; later rows win", where)
+        else:
+            seen.add(row_id)
+        items.append(tuple(cells))
+        row_ids.append(row_id)
+        return False
+
+    try:
+        stop = False
+        for block in _blocks(source, max_bytes, counter):
+            if fast is not None:
+                taken = fast.take(block, items, row_ids, seen, max_rows)
+                if taken:
+                    lineno += taken
+                    continue
+            for line in block.split(b"\n"):
+                lineno += 1
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+                stop = row(line) if header_done else header(line)
+                if stop:
+                    break
+            if stop:
+                break
         else:
             if not header_done:
                 tally.add("batch.empty", "the body is empty", "body")

@@ -44,9 +44,18 @@ class LiveServer:
         if self._server is not None:
             return self
         self._server = make_server(self.app, self.host, self.port, self.threads)
-        self._thread = threading.Thread(target=self._server.run, name="target-profile-mock", daemon=True)
+        self._thread = threading.Thread(target=self._serve, args=(self._server,), name="target-profile-mock",
+                                        daemon=True)
         self._thread.start()
         return self
+
+    def _serve(self, server: BaseWSGIServer) -> None:
+        try:
+            server.run()
+        except OSError:
+            # stop() closes the sockets under the loop's select(); only an error while still serving is real
+            if self._server is server:
+                raise
 
     def stop(self, timeout: float = 5.0) -> None:
         server, self._server = self._server, None

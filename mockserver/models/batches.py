@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from contracts.batch import BatchFile
+from contracts.batch import BatchFile, BatchRows
 from contracts.rules import Violation
 
 from ..lifecycle import Lifecycle
@@ -42,7 +42,9 @@ class Batch:
 
     def __post_init__(self) -> None:
         self.size = self.file.row_count
-        self.ids = [r[0] for r in self.file.rows]
+        rows = self.file.rows
+        # the parser lists the ids already; shared, not copied (they outlive the rows of a large batch)
+        self.ids = rows.ids if isinstance(rows, BatchRows) else [r[0] for r in rows]
 
     @property
     def violations(self) -> list[Violation]:
@@ -72,9 +74,11 @@ class Batch:
 
     def _apply(self, store: ProfileStore, now_ms: int) -> None:
         rows = self.file.rows
-        n = len(rows)
+        raw = rows.raw() if isinstance(rows, BatchRows) else rows
+        ids = self.ids
+        n = len(raw)
         rng = random.Random(self.seed)
-        failed_idx: set[int] = {i for i, r in enumerate(rows) if not r[0]}
+        failed_idx: set[int] = {i for i, pid in enumerate(ids) if not pid} if "" in ids else set()
         n_failed = self.lifecycle.count(self.lifecycle.failed, n)
         candidates = [i for i in range(n) if i not in failed_idx] if n_failed or self.lifecycle.lost else []
         if n_failed:
@@ -90,25 +94,30 @@ class Batch:
         ok = not_found = 0
         create = self.version == 2
         index_find = store.find
-        for i, row in enumerate(rows):
-            if i in failed_idx:
-                self.failed_ids.append(row[0])
-                continue
-            if i in lost_idx:
-                self.lost_ids.append(row[0])
-                ok += 1  # lost silently: reported as a success
-                continue
-            if self.skipped:
-                ok += 1
-                continue
-            profile = index_find(kind, row[0])
-            if profile is None:
-                if not create:
-                    not_found += 1
+        if self.skipped:
+            ok = n - len(failed_idx)
+            self.failed_ids += [ids[i] for i in sorted(failed_idx)]
+            self.lost_ids += [ids[i] for i in sorted(lost_idx)]
+        elif not failed_idx and not lost_idx:
+            ok, not_found = store.apply_rows(kind, names, raw, ids, now_ms, create=create)
+        else:
+            for i, row in enumerate(raw):
+                pid = ids[i]
+                if i in failed_idx:
+                    self.failed_ids.append(pid)
                     continue
-                profile = store.create(kind, row[0])
-            profile.apply_row(names, row, now_ms)
-            ok += 1
+                if i in lost_idx:
+                    self.lost_ids.append(pid)
+                    ok += 1  # lost silently: reported as a success
+                    continue
+                profile = index_find(kind, pid)
+                if profile is None:
+                    if not create:
+                        not_found += 1
+                        continue
+                    profile = store.create(kind, pid)
+                profile.apply_row(names, row, now_ms)
+                ok += 1
         self.counters = {"batchSize": n, "consumedCount": n, "successfulUpdates": ok,
                          "profilesNotFound": not_found, "failedUpdates": len(self.failed_ids)}
         if not self.keep_rows:

@@ -21,7 +21,8 @@ class SlidingWindow:
         while events and events[0] <= now - self.window:
             events.popleft()
         if len(events) >= self.limit:
-            return max(0.0, events[0] + self.window - now)
+            # a limit of 0 refuses every call with nothing in the window to wait for
+            return max(0.0, events[0] + self.window - now) if events else self.window
         events.append(now)
         return None
 

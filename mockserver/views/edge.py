@@ -6,6 +6,7 @@ import io
 from typing import Literal
 
 from flask import Blueprint, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from contracts.batch import Transport, parse_batch
 from contracts.ids import client_code_from_host
@@ -65,7 +66,11 @@ def profile_update(client: str) -> Response:
         entry.body = body[:BODY_KEEP]
         entry.body_size = max(entry.body_size, len(body))
     target_length = len(request.path.encode()) + 1 + len(request.query_string)
-    update = parse_single_update(request.method, request.query_string.decode("latin-1"),
+    try:
+        query = request.query_string.decode("utf-8")
+    except UnicodeDecodeError:  # raw bytes that are not UTF-8: keep each byte as one character
+        query = request.query_string.decode("latin-1")
+    update = parse_single_update(request.method, query,
                                  content_type=request.content_type or "", body=body,
                                  target_length=target_length)
     entry.violations += update.violations
@@ -91,9 +96,11 @@ def profile_update(client: str) -> Response:
 
 
 # --- bulk update ---------------------------------------------------------------------------------
-def _transport() -> tuple[Transport, io.BufferedIOBase | TeeStream]:
+def _transport(max_bytes: int) -> tuple[Transport, io.BufferedIOBase | TeeStream]:
     ctype = (request.mimetype or "").lower()
     if ctype.startswith("multipart/"):
+        # a batch form field may be as large as a batch file; Flask caps fields at 500 kB by default
+        request.max_form_memory_size = max_bytes
         field = request.form.get("batch")
         if field is not None:
             data = field.encode()
@@ -130,7 +137,9 @@ def _batch_update(client: str, version: int) -> Response:
         v = Violation(rule("rate.bulk"), f"client {tenant} has made {be.tenant(tenant).bulk_window.limit} bulk "
                       "calls in the last minute", "rate")
         entry.violations.append(v)
-        return finish(refuse(v))
+        resp = refuse(v)
+        resp.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
+        return finish(resp)
     cfg = be.config
     length = request.content_length
     if length is not None and length > cfg.batch_max_bytes:
@@ -141,9 +150,20 @@ def _batch_update(client: str, version: int) -> Response:
     faulted = _fault("batch-submit", tenant)
     if faulted is not None:
         return finish(faulted)
-    transport, stream = _transport()
+    try:
+        transport, stream = _transport(cfg.batch_max_bytes)
+    except RequestEntityTooLarge:
+        v = Violation(rule("batch.too-large"), f"the multipart batch field is over {cfg.batch_max_bytes:,} bytes; "
+                      f"the limit is {cfg.batch_max_bytes:,} bytes (50 MB)", "body")
+        entry.violations.append(v)
+        return finish(refuse(v))
     file = parse_batch(stream, transport=transport, max_bytes=cfg.batch_max_bytes,  # type: ignore[arg-type]
                        max_rows=cfg.batch_max_rows)
+    mimetype = (request.mimetype or "").lower()
+    if transport == "form" and mimetype != "application/x-www-form-urlencoded":
+        # curl --data-binary sends form encoding; a body without it may never reach Adobe's form reader
+        file.violations.insert(0, Violation(rule("batch.content-type"), "the batch was sent with Content-Type "
+                                            f"{mimetype or '(none)'}", "Content-Type"))
     if isinstance(stream, TeeStream):
         entry.body = bytes(stream.head)
         entry.body_size = max(entry.body_size, stream.total)
