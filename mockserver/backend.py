@@ -40,7 +40,33 @@ class ControlError(ValueError):
 
 
 def _lifecycle(spec: str | Lifecycle) -> Lifecycle:
-    return spec if isinstance(spec, Lifecycle) else Lifecycle.parse(spec)
+    if isinstance(spec, Lifecycle):
+        return spec
+    if not isinstance(spec, str):
+        raise ControlError(f"a lifecycle is a spec string such as 'polls=2' or 'seconds=5,stuck', got {spec!r}")
+    return Lifecycle.parse(spec)
+
+
+_COUNT_SETTINGS = ("bulk_calls_per_minute", "single_updates_per_day", "batch_retention_count", "journal_size")
+_SECONDS_SETTINGS = ("update_delay", "batch_retention", "token_ttl")
+_CHOICE_SETTINGS = {"v2_profile_rows": ("failed", "all", "none"), "status_path": ("v1", "versioned")}
+
+
+def _check_setting(name: str, value: Any) -> None:
+    """Refuse a value of the wrong type now, not with a 500 at the first request that reads it."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if name in _COUNT_SETTINGS:
+        ok, what = value is None or (number and isinstance(value, int) and value >= 0), "a whole number >= 0, or null"
+    elif name in _SECONDS_SETTINGS:
+        ok, what = value is None or (number and value >= 0), "a number of seconds >= 0, or null"
+    elif name in _CHOICE_SETTINGS:
+        ok, what = value in _CHOICE_SETTINGS[name], f"one of {list(_CHOICE_SETTINGS[name])}"
+    elif name == "auth":
+        ok, what = isinstance(value, bool) or value is None, "true or false"
+    else:
+        return
+    if not ok:
+        raise ControlError(f"{name} takes {what}; got {value!r}")
 
 
 class MockBackend:
@@ -53,7 +79,9 @@ class MockBackend:
         self.journal = Journal(self.config.journal_size)
         self._tenants: dict[str, Tenant] = {}
         self._rng = random.Random(self.config.seed)
-        self.faults: Any = None  # set by the fault injector when one is installed
+        from .faults import FaultInjector  # here, not at the top: faults builds on this module
+
+        self.faults: FaultInjector = FaultInjector(self.config.seed)  #: injected faults (see mockserver.faults)
 
     # --- tenants ---------------------------------------------------------------------------------
     def tenant(self, code: str) -> Tenant:
@@ -83,6 +111,8 @@ class MockBackend:
                     self.faults.clear()
             else:
                 self._tenants.pop(tenant, None)
+                if self.faults is not None:
+                    self.faults.clear(tenant)
 
     # --- settings --------------------------------------------------------------------------------
     def configure(self, tenant: str | None = None, **settings: Any) -> None:
@@ -94,6 +124,8 @@ class MockBackend:
         with self.lock:
             if "lifecycle" in settings and settings["lifecycle"] is not None:
                 settings["lifecycle"] = _lifecycle(settings["lifecycle"])
+            for name, value in settings.items():
+                _check_setting(name, value)
             if tenant is None:
                 unknown = [k for k in settings if not hasattr(self.config, k)]
                 if unknown:
@@ -156,7 +188,9 @@ class MockBackend:
                 if not isinstance(value, str) or not value:
                     raise ControlError(f"{kind} must be a non-empty string, got {value!r}")
                 ids[kind] = value  # type: ignore[index]
-        attrs = {str(k): str(v) for k, v in (attributes or {}).items()}
+        # booleans as the wire writes them ("false", not Python's "False"), as the JSON update body does
+        attrs = {str(k): ("true" if v is True else "false" if v is False else str(v))
+                 for k, v in (attributes or {}).items()}
         with self.lock:
             try:
                 p = self.tenant(tenant).profiles.seed(ids, attrs, self.now_ms())

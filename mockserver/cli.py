@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from .app import create_app
-from .backend import MockBackend
+from .backend import ControlError, MockBackend
 from .config import MockConfig
 from .lifecycle import Lifecycle, LifecycleError
 
@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--control-token", metavar="TOKEN",
                    help="require X-Mock-Token: TOKEN on the /_mock/ control API")
     s.add_argument("--threads", type=int, default=8, help="worker threads (default: 8)")
+    s.add_argument("--fault-profile", metavar="FILE",
+                   help="queue the faults in this JSON file at start (the body POST /_mock/faults takes)")
     return p
 
 
@@ -75,7 +77,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .server import make_server
 
     config = config_from_args(args)
-    app = create_app(MockBackend(config))
+    backend = MockBackend(config)
+    if args.fault_profile:
+        try:
+            rules = backend.faults.load_file(args.fault_profile)
+        except ControlError as exc:
+            print(f"target-profile-mock: --fault-profile: {exc}", file=sys.stderr)
+            return 2
+        print(f"target-profile-mock: {len(rules)} fault rule(s) queued from {args.fault_profile}", flush=True)
+    app = create_app(backend)
     try:
         server = make_server(app, args.host, args.port, args.threads)
     except OSError as exc:
@@ -83,16 +93,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     host = server.effective_host  # type: ignore[attr-defined]
     shown = f"[{host}]" if ":" in str(host) else host
-    print(f"target-profile-mock serving on http://{shown}:{server.effective_port}"  # type: ignore[attr-defined]
-          f" (client code {config.client_code}, lifecycle {config.lifecycle.spec()}, "
-          f"auth {'on' if config.auth else 'off'})", flush=True)
-    if args.host not in LOOPBACK and not args.control_token:
-        print("target-profile-mock: warning: listening beyond loopback with an unlocked control API; "
-              "anyone who reaches it can reset it (use --control-token)", file=sys.stderr, flush=True)
+    # handle the signals before printing the URL: a supervisor may stop the server as soon as it reads it;
+    # SIGINT explicitly too, as a shell that starts us in the background leaves it ignored
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     try:
+        print(f"target-profile-mock serving on http://{shown}:{server.effective_port}"  # type: ignore[attr-defined]
+              f" (client code {config.client_code}, lifecycle {config.lifecycle.spec()}, "
+              f"auth {'on' if config.auth else 'off'})", flush=True)
+        if args.host not in LOOPBACK and not args.control_token:
+            print("target-profile-mock: warning: listening beyond loopback with an unlocked control API; "
+                  "anyone who reaches it can reset it (use --control-token)", file=sys.stderr, flush=True)
         server.run()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         server.close()

@@ -6,10 +6,10 @@ Adobe IMS credentials are not checked: faking Adobe's identity service is out of
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from flask import Blueprint, Response, request
 
+from contracts.profile_json import format_timestamp
 from contracts.rules import Violation, rule
 
 from .common import backend, finish, json_response, start_entry
@@ -24,7 +24,7 @@ def _error(status: int, code: str, message: str) -> Response:
     body = {
         "httpStatus": status,
         "requestId": str(uuid.uuid4()),
-        "requestTime": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "requestTime": format_timestamp(backend().now_ms()),  # the fake's clock, so frozen tests see frozen time
         "errors": [{"errorCode": code, "message": message}],
     }
     return json_response(body, status, MEDIA)
@@ -45,6 +45,9 @@ def token(tenant: str) -> Response:
         entry.violations.append(v)
         return finish(_error(400, "InvalidParameter", v.message))
     be = backend()
+    faulted = be.faults.intercept("token", tenant) if be.faults is not None else None
+    if faulted is not None:
+        return finish(faulted)
     tok = be.issue_token(tenant) if request.method == "POST" else be.current_token(tenant)
     body = {"accessToken": tok.value, "tokenType": "bearer", "scope": scope,
             "expiresIn": tok.expires_in(be.now_ms())}

@@ -7,6 +7,7 @@ Python API and the HTTP API cannot drift apart. Reads never count as polls.
 from __future__ import annotations
 
 import hmac
+import json
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -38,13 +39,30 @@ def _lifecycle_error(exc: LifecycleError) -> Response:
     return json_response({"error": str(exc)}, 400)
 
 
+def _json() -> Any:
+    """The body as JSON whatever its Content-Type (``curl -d`` sends form encoding); None when empty."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ControlError("the body is not valid JSON") from None
+
+
 def _body() -> dict[str, Any]:
-    if not request.data:
+    data = _json()
+    if data is None:
         return {}
-    data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise ControlError("the body must be a JSON object")
     return data
+
+
+def _tenant(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ControlError(f"tenant must be a client code (a string), got {value!r}")
+    return value or None
 
 
 @bp.get("/health")
@@ -54,9 +72,17 @@ def health() -> Response:
     return json_response({"status": "ok", "version": __version__})
 
 
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3.1 description of every route (read from package data, so installed copies serve it)."""
+    from importlib.resources import files
+
+    return Response(files("mockserver").joinpath("openapi.json").read_bytes(), content_type="application/json")
+
+
 @bp.post("/reset")
 def reset() -> Response:
-    tenant = _body().get("tenant") or request.args.get("tenant")
+    tenant = _tenant(_body().get("tenant") or request.args.get("tenant"))
     backend().reset(tenant)
     return json_response({"reset": tenant or "all"})
 
@@ -69,7 +95,7 @@ def get_settings() -> Response:
 @bp.route("/settings", methods=["PUT", "PATCH"])
 def put_settings() -> Response:
     body = _body()
-    tenant = body.pop("tenant", None)
+    tenant = _tenant(body.pop("tenant", None))
     be = backend()
     be.configure(tenant, **body)
     return json_response(be.settings(tenant))
@@ -80,18 +106,31 @@ def get_clock() -> Response:
     return json_response(backend().clock.to_dict())
 
 
+_MAX_ADVANCE = 100 * 365 * 86_400.0  # a century: far beyond any retention or token lifetime
+_MAX_EPOCH = 221_845_392_000.0  # 9000-01-01: later instants overflow date rendering
+
+
 @bp.post("/clock")
 def post_clock() -> Response:
     body = _body()
     clock = backend().clock
     if "freeze" in body:
         if body["freeze"]:
-            clock.freeze(body.get("at"))
+            at = body.get("at")
+            if at is not None and (isinstance(at, bool) or not isinstance(at, (int, float))):
+                raise ControlError(f"at takes epoch seconds (a number), got {at!r}")
+            if at is not None and not 0 <= at <= _MAX_EPOCH:
+                raise ControlError(f"at={at!r} is outside 0..{_MAX_EPOCH:g} (epoch seconds before year 9000)")
+            clock.freeze(at)
         else:
             clock.unfreeze()
     if "advance" in body:
         try:
-            clock.advance(float(body["advance"]))
+            seconds = float(body["advance"])
+            # a clock pushed past year 9999 breaks every timestamp the fake renders afterwards
+            if not 0 <= seconds <= _MAX_ADVANCE:
+                raise ValueError(f"{seconds!r} is outside 0..{_MAX_ADVANCE:g}")
+            clock.advance(seconds)
         except (TypeError, ValueError) as exc:
             raise ControlError(f"advance takes a number of seconds >= 0: {exc}") from None
     return json_response(clock.to_dict())
@@ -113,7 +152,7 @@ def seed_profiles(tenant: str) -> Response:
     if (request.mimetype or "").lower() in ("text/csv", "text/plain"):
         n = be.seed_profiles_csv(tenant, request.get_data(as_text=True))
     else:
-        data = request.get_json(silent=True)
+        data = _json()
         if isinstance(data, dict):
             data = [data]
         if not isinstance(data, list):
@@ -194,7 +233,7 @@ def new_token(tenant: str) -> Response:
 @bp.put("/rate-limits")
 def rate_limits() -> Response:
     body = _body()
-    tenant = body.pop("tenant", None)
+    tenant = _tenant(body.pop("tenant", None))
     mapping = {"bulkCallsPerMinute": "bulk_calls_per_minute", "singleUpdatesPerDay": "single_updates_per_day"}
     unknown = set(body) - set(mapping)
     if unknown:
@@ -217,3 +256,28 @@ def journal() -> Response:
 def clear_journal() -> Response:
     backend().journal.clear()
     return json_response({"cleared": True})
+
+
+# --- faults (mockserver.faults; the same calls as backend.faults) ---------------------------------
+@bp.get("/faults")
+def list_faults() -> Response:
+    return json_response(backend().faults.list())
+
+
+@bp.post("/faults")
+def add_faults() -> Response:
+    data = _json()
+    if data is None:
+        raise ControlError('send a fault, e.g. {"kind": "status", "status": 503, "operation": "batch-submit", '
+                           '"times": 2}, a {"sequence": [...]}, or a list of them')
+    return json_response(backend().faults.load(data), 201)
+
+
+@bp.delete("/faults")
+def clear_faults() -> Response:
+    return json_response({"cleared": backend().faults.clear(request.args.get("tenant"))})
+
+
+@bp.delete("/faults/<int:rule_id>")
+def remove_fault(rule_id: int) -> Response:
+    return json_response(backend().faults.remove(rule_id))
