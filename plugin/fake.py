@@ -1,0 +1,73 @@
+"""One fake per test session (per xdist worker), reset and configured for each test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+
+from mockserver import Lifecycle, MockBackend, MockConfig, create_app
+from mockserver.models.journal import Journal
+from mockserver.server import LiveServer
+
+from .options import Settings
+from .wsgi import WsgiBridge
+
+__all__ = ["SessionFake"]
+
+_LIFECYCLES: dict[str, Lifecycle] = {}
+
+
+def _lifecycle(spec: str) -> Lifecycle:
+    lc = _LIFECYCLES.get(spec)
+    if lc is None:
+        lc = _LIFECYCLES[spec] = Lifecycle.parse(spec)
+    return lc
+
+
+@dataclass
+class SessionFake:
+    """A backend and its Flask app built once; ``prepare`` puts them back to a test's starting state."""
+
+    backend: MockBackend
+    app: Flask
+    bridge: WsgiBridge
+    server: LiveServer | None = None
+    _baseline: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, config: MockConfig | None = None) -> SessionFake:
+        backend = MockBackend(config or MockConfig())
+        app = create_app(backend)
+        return cls(backend, app, WsgiBridge(app), None, dict(vars(backend.config)))
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> SessionFake:
+        self.server = LiveServer(self.app, host, port).start()
+        return self
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def prepare(self, settings: Settings) -> None:
+        """Forget everything and apply ``settings``: cheap, since nothing is rebuilt."""
+        be = self.backend
+        cfg = be.config
+        # a test may have changed server-wide settings; restore them in place (tenants hold this object)
+        vars(cfg).update(self._baseline)
+        be.reset()
+        if be.journal.maxlen != cfg.journal_size:
+            be.journal = Journal(cfg.journal_size)
+        clock = be.clock
+        if clock.frozen:
+            clock.unfreeze()
+        clock.reset()
+        cfg.client_code = settings.client_code
+        cfg.lifecycle = _lifecycle(settings.lifecycle)
+        cfg.auth = settings.auth
+        if settings.config:
+            be.configure(None, **dict(settings.config))
+        if settings.freeze_clock:
+            clock.freeze()

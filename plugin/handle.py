@@ -1,0 +1,428 @@
+"""The object both fixtures hand to a test: control the fake, read its state, check what was sent."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from contracts.rules import RULES, Severity, Violation
+from mockserver.backend import BatchState, ControlError, MockBackend
+from mockserver.lifecycle import Lifecycle
+from mockserver.models.journal import Journal, JournalEntry
+
+from . import matchers as m
+from .options import Settings, Strict, parse_strict
+from .report import contract_report
+from .wsgi import WsgiBridge
+
+if TYPE_CHECKING:
+    import httpx
+    import responses
+    from flask import Flask
+
+__all__ = ["OPERATIONS", "TargetProfiles"]
+
+#: The journal's operation names.
+OPERATIONS = ("single-update", "batch-submit", "batch-status", "fetch", "token", "unknown")
+
+
+def _fail(message: str) -> None:
+    __tracebackhide__ = True
+    pytest.fail(message, pytrace=False)
+
+
+class TargetProfiles:
+    """A fake Adobe Target for one test.
+
+    State: ``seed_profile``, ``profile``, ``profiles``, ``batch``, ``batches`` (reads have no side
+    effects: reading a batch is not a status poll). Time and modes: ``advance``, ``freeze_clock``,
+    ``set_lifecycle``, ``force_batch``, ``set_auth``, ``configure``. What was sent: ``requests``,
+    ``assert_called``, ``assert_updated``, ``assert_batch_submitted``, ``assert_contract``.
+    ``backend`` is the :class:`~mockserver.MockBackend` underneath, for anything not covered here.
+    """
+
+    def __init__(self, backend: MockBackend, app: Flask, settings: Settings, *, url: str | None = None,
+                 bridge: WsgiBridge | None = None, responses_mock: responses.RequestsMock | None = None) -> None:
+        self.backend = backend
+        self.app = app
+        self.client_code = settings.client_code
+        self._url = url
+        self._bridge = bridge
+        self._responses = responses_mock
+        self._strict: Strict = settings.strict
+        self._allowed: set[str] = set(settings.allow)
+        self._block = settings.other_hosts == "block"
+        self._cleanups: list[Callable[[], None]] = []
+
+    # --- where it is ------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """The base URL to send requests to: the live server's, or the client-code host in process."""
+        return self._url or f"https://{self.client_code}.tt.omtrdc.net"
+
+    @property
+    def journal(self) -> Journal:
+        return self.backend.journal
+
+    @property
+    def responses(self) -> responses.RequestsMock:
+        """The in-process fixture's ``responses`` mock: add stubs for other hosts to it."""
+        if self._responses is None:
+            raise AttributeError("responses: only the in-process target_profiles fixture patches requests")
+        return self._responses
+
+    def _tenant(self, tenant: str | None) -> str:
+        return tenant or self.client_code
+
+    # --- settings and modes -----------------------------------------------------------------------
+    def configure(self, tenant: str | None = None, **settings: Any) -> None:
+        """Change the fake's settings (see ``MockConfig``) for every tenant, or for one."""
+        self.backend.configure(tenant, **settings)
+
+    def set_lifecycle(self, spec: str | Lifecycle, *, tenant: str | None = None, batch_id: str | None = None) -> None:
+        """How batches progress, e.g. ``"immediate"``, ``"polls=3"``, ``"seconds=5,stuck"``, ``"manual"``:
+        for every tenant, one tenant, or one submitted batch."""
+        self.backend.set_lifecycle(spec, tenant=tenant, batch_id=batch_id)
+
+    def set_auth(self, enabled: bool = True, *, tenant: str | None = None) -> str | None:
+        """Switch profile API authentication on (returns the valid token) or off (returns None)."""
+        self.backend.set_auth(tenant, enabled)
+        return self.token(tenant) if enabled else None
+
+    def token(self, tenant: str | None = None) -> str:
+        """The tenant's current profile API token (one is issued if there is none)."""
+        return self.backend.current_token(self._tenant(tenant)).value
+
+    def issue_token(self, tenant: str | None = None) -> str:
+        """A new token, as the Admin API's POST would; the previous one stops working."""
+        return self.backend.issue_token(self._tenant(tenant)).value
+
+    # --- clock ------------------------------------------------------------------------------------
+    def advance(self, seconds: float) -> float:
+        """Move the fake's clock forward; time-based batches and delayed updates settle on the next look."""
+        return self.backend.advance(seconds)
+
+    def freeze_clock(self, at: float | None = None) -> float:
+        """Stop the fake's clock (at ``at``, default now); then only ``advance`` moves it."""
+        return self.backend.clock.freeze(at)
+
+    def unfreeze_clock(self) -> float:
+        return self.backend.clock.unfreeze()
+
+    def now(self) -> float:
+        """The fake's time, in seconds since the epoch."""
+        return self.backend.clock.now()
+
+    def fake_sleep(self) -> None:
+        """Until the end of the test, ``time.sleep(s)`` advances the fake's clock by ``s`` instead of
+        sleeping, so polling loops finish at once (also with ``seconds=`` lifecycles)."""
+        real = time.sleep
+        if getattr(real, "_target_profiles", False):
+            return
+
+        def sleep(seconds: float) -> None:
+            self.backend.advance(max(0.0, float(seconds)))
+
+        sleep._target_profiles = True  # type: ignore[attr-defined]
+        time.sleep = sleep  # type: ignore[assignment]
+        self._cleanups.append(lambda: setattr(time, "sleep", real))
+
+    # --- profiles ---------------------------------------------------------------------------------
+    def seed_profile(self, third_party_id: str | None = None, *, tnt_id: str | None = None, ecid: str | None = None,
+                     attributes: Mapping[str, Any] | None = None, tenant: str | None = None) -> dict[str, Any]:
+        """Create (or merge into) a profile, as if Target had seen the visitor before."""
+        return self.backend.seed_profile(self._tenant(tenant), tnt_id=tnt_id, third_party_id=third_party_id,
+                                         ecid=ecid, attributes=attributes)
+
+    def seed_profiles(self, profiles: Iterable[Mapping[str, Any]] | str, *, tenant: str | None = None) -> int:
+        """Seed many: dicts with ``thirdPartyId``/``tntId``/``marketingCloudVisitorId`` and ``attributes``,
+        or CSV text with those id columns and one column per attribute. All or nothing."""
+        if isinstance(profiles, str):
+            return self.backend.seed_profiles_csv(self._tenant(tenant), profiles)
+        return self.backend.seed_profiles(self._tenant(tenant), profiles)
+
+    def profile(self, third_party_id: str | None = None, *, tnt_id: str | None = None, ecid: str | None = None,
+                tenant: str | None = None) -> dict[str, Any] | None:
+        """A profile as the fake holds it now (None if unknown), found by exactly one kind of id."""
+        given = [(k, v) for k, v in (("thirdPartyId", third_party_id), ("tntId", tnt_id),
+                                     ("marketingCloudVisitorId", ecid)) if v is not None]
+        if len(given) != 1:
+            raise TypeError("profile() takes exactly one of third_party_id, tnt_id, ecid")
+        kind, value = given[0]
+        return self.backend.get_profile(self._tenant(tenant), kind, value)  # type: ignore[arg-type]
+
+    def profiles(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        return self.backend.profiles(self._tenant(tenant))
+
+    # --- batches ----------------------------------------------------------------------------------
+    def batches(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Every batch the tenant holds, oldest first; reading does not count as a status poll."""
+        return self.backend.batches(self._tenant(tenant))
+
+    def batch(self, batch_id: str | None = None) -> dict[str, Any]:
+        """One batch with its rows (default: the last one submitted to any tenant), without polling it."""
+        return self.backend.batch(batch_id or self._last_batch_id())
+
+    def force_batch(self, batch_id: str | None = None, state: BatchState = "complete") -> dict[str, Any]:
+        """Put a batch (default: the last one) into ``complete`` (rows applied), ``stuck`` (none applied)
+        or ``incomplete`` (held there until forced again)."""
+        return self.backend.force_batch(batch_id or self._last_batch_id(), state)
+
+    def _last_batch_id(self) -> str:
+        submitted = [e for e in self.journal.entries() if e.operation == "batch-submit" and e.parsed.get("batchId")]
+        if submitted:
+            return submitted[-1].parsed["batchId"]
+        everything = self.backend.batches()
+        if not everything:
+            raise LookupError("no batch has been submitted yet")
+        return max(everything, key=lambda b: b["submittedAt"])["batchId"]
+
+    # --- the journal ------------------------------------------------------------------------------
+    def requests(self, operation: str | None = None, *, tenant: str | None = None) -> list[JournalEntry]:
+        """The requests the fake answered, oldest first: all, or one operation's (``single-update``,
+        ``batch-submit``, ``batch-status``, ``fetch``, ``token``, ``unknown``)."""
+        _check_operation(operation)
+        return self.journal.entries(lambda e: (operation is None or e.operation == operation)
+                                    and (tenant is None or e.tenant == tenant))
+
+    def last_request(self, operation: str | None = None) -> JournalEntry:
+        found = self.requests(operation)
+        if not found:
+            _fail(f"no {operation or ''} request has been sent".replace("  ", " "))
+        return found[-1]
+
+    def wait_for_requests(self, count: int = 1, operation: str | None = None, *,
+                          timeout: float = 5.0) -> list[JournalEntry]:
+        """Block until ``count`` requests (of ``operation``) arrived, e.g. from a client in another thread."""
+        _check_operation(operation)
+
+        def enough(entries: list[JournalEntry]) -> bool:
+            return sum(1 for e in entries if operation is None or e.operation == operation) >= count
+
+        if not self.journal.wait_for(enough, timeout):
+            got = len(self.requests(operation))
+            _fail(f"waited {timeout:g}s for {count} {operation or ''} request(s); {got} arrived".replace("  ", " "))
+        return self.requests(operation)
+
+    def wait_for_batch(self, state: str = "submitted", *, batch_id: str | None = None, tenant: str | None = None,
+                       timeout: float = 5.0) -> dict[str, Any]:
+        """Block until a batch was submitted (``state="submitted"``) or reached ``complete``, ``stuck``
+        or ``incomplete``; returns the batch. For clients running in other threads."""
+        if state not in ("submitted", "incomplete", "complete", "stuck"):
+            raise ValueError(f"state={state!r}: wait for 'submitted', 'incomplete', 'complete' or 'stuck'")
+        deadline = time.monotonic() + timeout
+
+        def look() -> dict[str, Any] | None:
+            for b in reversed(self.backend.batches(tenant)):
+                if (batch_id is None or b["batchId"] == batch_id) and state in ("submitted", b["status"]):
+                    return b
+            return None
+
+        while True:
+            seen = len(self.journal)
+            found = look()  # outside the journal's lock: reading a batch takes the backend's
+            if found is not None:
+                return self.backend.batch(found["batchId"])
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                have = [(b["batchId"], b["status"]) for b in self.backend.batches(tenant)]
+                _fail(f"waited {timeout:g}s for a batch{' ' + batch_id if batch_id else ''} to be {state}; "
+                      f"batches: {have or 'none submitted'}")
+            # wake on the next request, or soon anyway: time-based lifecycles move without requests
+            self.journal.wait_for(lambda entries, seen=seen: len(entries) != seen, min(remaining, 0.05))
+
+    # --- contract verdicts ------------------------------------------------------------------------
+    def allow(self, *rule_ids: str) -> None:
+        """Let the strict check ignore these rules for the rest of the test (e.g. a test that sends
+        a bad token on purpose allows ``auth.invalid-token``)."""
+        unknown = [r for r in rule_ids if r not in RULES]
+        if unknown:
+            raise KeyError(f"no rule(s) {unknown}; known rules: {', '.join(sorted(RULES))}")
+        self._allowed.update(rule_ids)
+
+    @property
+    def strict(self) -> Strict:
+        """What fails the test when it ends: ``"errors"``, ``"deviations"`` (errors too) or ``"off"``."""
+        return self._strict
+
+    @strict.setter
+    def strict(self, value: bool | str) -> None:
+        self._strict = parse_strict(value)
+
+    def violations(self, *, errors: bool = True, deviations: bool = True,
+                   include_allowed: bool = False) -> list[tuple[JournalEntry, list[Violation]]]:
+        """The requests that broke a rule, each with its violations (allowed rules left out)."""
+        out = []
+        for e in self.journal.entries():
+            vs = [v for v in e.violations
+                  if (errors if v.severity is Severity.ERROR else deviations)
+                  and (include_allowed or v.rule_id not in self._allowed)]
+            if vs:
+                out.append((e, vs))
+        return out
+
+    def assert_contract(self, *, deviations: bool = False) -> None:
+        """Fail if a request broke Adobe's documented contract (errors; deviations too if asked),
+        listing each request, rule, what Adobe documents, the fix and a curl line."""
+        __tracebackhide__ = True
+        failing = self.violations(deviations=deviations)
+        if failing:
+            _fail(self._contract_message(failing, "that {break} Adobe Target's documented contract"))
+
+    def _contract_message(self, failing: list[tuple[JournalEntry, list[Violation]]], headline: str) -> str:
+        ids = {e.seq for e, _ in failing}
+        noted = [(e, vs) for e, vs in self.violations(errors=False) if e.seq not in ids]
+        n = len(failing)
+        headline = headline.format(**{"break": "break" if n > 1 else "breaks"})
+        text = f"The code under test sent {n} request{'s' if n > 1 else ''} {headline}:\n\n{contract_report(failing)}"
+        if noted:
+            text += ("\n\nAlso noted (deviations: accepted here, Adobe may refuse them):\n\n"
+                     + contract_report(noted))
+        return text
+
+    def strict_failure(self) -> str | None:
+        """The message the strict check fails the test with, or None when the test may pass."""
+        if self._strict == "off":
+            return None
+        failing = self.violations(deviations=self._strict == "deviations")
+        if not failing:
+            return None
+        what = "that Adobe would refuse" if self._strict == "errors" else "that {break} Adobe Target's contract"
+        return (self._contract_message(failing, what)
+                + "\n\nThe target_profiles strict check fails a test whose code sent these. If the test sends them "
+                  "on purpose, allow the rule (target_profiles.allow('rule.id') or "
+                  "@pytest.mark.target_profiles(allow=[...])) or opt out with "
+                  "@pytest.mark.target_profiles(strict=False).")
+
+    # --- what was sent ----------------------------------------------------------------------------
+    def assert_called(self, operation: str | None = None, times: int | None = None, *, tenant: str | None = None,
+                      method: str | None = None) -> list[JournalEntry]:
+        """Requests (of ``operation``, to ``tenant``, with ``method``) were sent: ``times`` exactly, or at
+        least once when ``times`` is None. Returns them."""
+        __tracebackhide__ = True
+        _check_operation(operation)
+        found = self.journal.entries(lambda e: (operation is None or e.operation == operation)
+                                     and (tenant is None or e.tenant == tenant)
+                                     and (method is None or e.method == method.upper()))
+        if (times is None and found) or len(found) == times:
+            return found
+        what = " ".join(x for x in (method and method.upper(), operation or "", "request(s)",
+                                    tenant and f"to client {tenant}") if x)
+        want = "at least 1" if times is None else str(times)
+        _fail(f"expected {want} {what}; {len(found)} were sent.\n{self._summary()}")
+        return found
+
+    def assert_not_called(self, operation: str | None = None, *, tenant: str | None = None) -> None:
+        __tracebackhide__ = True
+        self.assert_called(operation, 0, tenant=tenant)
+
+    def assert_updated(self, third_party_id: str | None = None, *, tnt_id: str | None = None,
+                       attributes: Mapping[str, Any] | None = None, exact: bool = False, tenant: str | None = None,
+                       times: int | None = 1) -> list[JournalEntry]:
+        """Single profile updates were sent for this profile with these attributes (all of them, and no
+        others if ``exact``): ``times`` exactly (None: at least once)."""
+        __tracebackhide__ = True
+        if (third_party_id is None) == (tnt_id is None):
+            raise TypeError("assert_updated() takes exactly one of third_party_id, tnt_id")
+        checks: list[m.Matcher] = [m.identifier("mbox3rdPartyId", third_party_id, "third_party_id")
+                                   if third_party_id is not None else m.identifier("mboxPC", tnt_id or "", "tnt_id")]
+        if attributes is not None:
+            checks.append(m.attributes(attributes, exact=exact))
+        if tenant is not None:
+            checks.append(m.tenant(tenant))
+        desc = ", ".join(f"{k}={v!r}" for k, v in (("third_party_id", third_party_id), ("tnt_id", tnt_id),
+                                                   ("attributes", attributes), ("tenant", tenant)) if v is not None)
+        return self._expect("single update", m.operation("single-update"), checks, desc, times)
+
+    def assert_batch_submitted(self, rows: Sequence[Mapping[str, Any]] | None = None, *, version: int | None = None,
+                               key: str | None = None, attributes: Sequence[str] | None = None,
+                               tenant: str | None = None, times: int | None = 1) -> dict[str, Any]:
+        """Batches were submitted with these rows (dicts ``{"thirdPartyId": id, attr: value}`` in file
+        order, empty cells left out), ``version``, ``key`` column and attribute columns: ``times``
+        exactly (None: at least once). Returns the last matching batch."""
+        __tracebackhide__ = True
+        checks: list[m.Matcher] = []
+        if version is not None:
+            checks.append(m.parsed("version", version))
+        if key is not None:
+            checks.append(m.parsed("key", key, "key column"))
+        if attributes is not None:
+            checks.append(m.parsed("attributes", list(attributes), "attribute columns"))
+        if tenant is not None:
+            checks.append(m.tenant(tenant))
+        if rows is not None:
+            checks.append(m.rows(rows, self._rows_of))
+        desc = ", ".join(f"{k}={v!r}" for k, v in (("version", version), ("key", key), ("attributes", attributes),
+                                                   ("tenant", tenant), ("rows", rows)) if v is not None)
+        found = self._expect("batch submission", m.operation("batch-submit"), checks, desc, times)
+        if not found or not found[-1].parsed.get("batchId"):
+            return {}
+        return self.backend.batch(found[-1].parsed["batchId"])
+
+    def _rows_of(self, entry: JournalEntry) -> list[dict[str, str]] | None:
+        batch_id = entry.parsed.get("batchId")
+        if not batch_id:
+            return None
+        try:
+            return self.backend.batch(batch_id)["rows"]
+        except ControlError:  # past the fake's retention
+            return None
+
+    def _expect(self, what: str, kind: m.Matcher, checks: list[m.Matcher], desc: str,
+                times: int | None) -> list[JournalEntry]:
+        __tracebackhide__ = True
+        found = m.search(self.journal.entries(), kind, checks)
+        n = len(found.matched)
+        if (times is None and n) or n == times:
+            return found.matched
+        want = "at least 1" if times is None else str(times)
+        head = f"expected {want} {what}(s) matching {desc or 'anything'}; {n} matched"
+        if n:
+            sent = "\n".join(f"  {e.method} {e.url} -> {e.status}" for e in found.matched)
+            _fail(f"{head}:\n{sent}")
+        _fail(f"{head}.\n{found.describe_nearest()}")
+        return found.matched
+
+    def _summary(self) -> str:
+        counts: dict[str, int] = {}
+        for e in self.journal.entries():
+            label = f"{e.method} {e.operation}" + (f" ({e.tenant})" if e.tenant else "")
+            counts[label] = counts.get(label, 0) + 1
+        if not counts:
+            return "No request reached the fake."
+        return "Sent: " + ", ".join(f"{label} x{n}" for label, n in counts.items())
+
+    # --- httpx ------------------------------------------------------------------------------------
+    def httpx_transport(self, **network_options: Any) -> httpx.BaseTransport:
+        """An httpx transport answering Adobe's hosts from this fake (others go to the network, or are
+        refused when other hosts are blocked): ``httpx.Client(transport=target_profiles.httpx_transport())``."""
+        sync, _ = self._transports()
+        return sync(**network_options)
+
+    def async_httpx_transport(self, **network_options: Any) -> httpx.AsyncBaseTransport:
+        """The same for ``httpx.AsyncClient(transport=...)``."""
+        _, async_ = self._transports()
+        return async_(**network_options)
+
+    def _transports(self) -> tuple[type, type]:
+        from .intercept import httpx_transports
+
+        bridge = self._bridge or WsgiBridge(self.app)
+        return httpx_transports(bridge, block=self._block)
+
+    # --- lifecycle of the handle ------------------------------------------------------------------
+    def close(self) -> None:
+        """Undo what the handle changed (patched ``time.sleep``); the fixtures call it."""
+        while self._cleanups:
+            self._cleanups.pop()()
+
+    def __repr__(self) -> str:
+        return f"<TargetProfiles {self.url} client_code={self.client_code!r} requests={len(self.journal)}>"
+
+
+def _check_operation(operation: str | None) -> None:
+    if operation is not None and operation not in OPERATIONS:
+        raise ValueError(f"operation={operation!r}: use one of {', '.join(OPERATIONS)}")

@@ -1,0 +1,229 @@
+"""The pytest plugin ``target_profiles``: options, the marker, the fixtures and the strict check.
+
+Fixtures come in layers, each overridable in a ``conftest.py``:
+
+* settings: the defaults from ini / command line, merged with the ``@pytest.mark.target_profiles(...)``
+  marker (``settings_for``);
+* ``target_profiles_fake`` / ``target_profile_server_fake`` (per session, so per xdist worker): one
+  backend and Flask app, the latter served by a live server on a free port;
+* ``target_profiles`` / ``target_profile_server`` (per test): the fake reset and configured, handed
+  over as a :class:`~plugin.handle.TargetProfiles`.
+
+Heavy imports (Flask, the fake) wait until a fixture is used, so having the plugin installed costs
+test runs that do not use it nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .options import MARKER_KEYS, OTHER_HOSTS, STRICT, OptionError, Settings
+
+if TYPE_CHECKING:
+    from .fake import SessionFake
+    from .handle import TargetProfiles
+
+_DEFAULTS = pytest.StashKey[Settings]()
+_HANDLES = pytest.StashKey[list["TargetProfiles"]]()
+_NOTES = pytest.StashKey[list[tuple[str, str]]]()
+
+#: (ini name, command-line flag, Settings field, help)
+_OPTIONS = (
+    ("target_profiles_client_code", "--target-profiles-client-code", "client_code",
+     "client code (tenant) the fixtures default to [demo]"),
+    ("target_profiles_lifecycle", "--target-profiles-lifecycle", "lifecycle",
+     "how batches progress, e.g. polls=1 (default), immediate, seconds=5, manual, polls=2,stuck"),
+    ("target_profiles_auth", "--target-profiles-auth", "auth",
+     "require the profile API token on the profile APIs: true or false [false]"),
+    ("target_profiles_strict", "--target-profiles-strict", "strict",
+     f"what fails a test at its end: {', '.join(STRICT)} [errors]"),
+    ("target_profiles_other_hosts", "--target-profiles-other-hosts", "other_hosts",
+     f"requests to hosts other than Adobe's in the in-process fixture: {', '.join(OTHER_HOSTS)} [passthrough]"),
+    ("target_profiles_httpx", "--target-profiles-httpx", "httpx",
+     "route httpx's default transports to the in-process fake too: true or false [true]"),
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("target_profiles", "target-profile-mock: a fake Adobe Target Profile API")
+    for ini, flag, dest, help_text in _OPTIONS:
+        parser.addini(ini, help_text, default=None)
+        group.addoption(flag, dest=f"target_profiles_{dest}", default=None, metavar="VALUE", help=help_text)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "target_profiles(client_code=, lifecycle=, auth=, strict=, other_hosts=, allow=, freeze_clock=, "
+        "fake_sleep=, httpx=, **settings): configure the target_profiles / target_profile_server fake for one test",
+    )
+    given: dict[str, Any] = {}
+    for ini, flag, dest, _ in _OPTIONS:
+        value = config.getoption(f"target_profiles_{dest}")
+        source = flag
+        if value is None:
+            value, source = config.getini(ini), ini
+        if value not in (None, ""):
+            given[dest] = value
+            try:
+                Settings().merge(**{dest: value})
+            except OptionError as exc:
+                raise pytest.UsageError(f"{source}: {exc}") from None
+    config.stash[_DEFAULTS] = Settings().merge(**given)
+    config.stash[_NOTES] = []
+
+
+# --- settings ---------------------------------------------------------------------------------------
+def settings_for(item: pytest.Item) -> Settings:
+    """A test's settings: ini / command-line defaults, then its markers' keywords (the closest wins).
+
+    A plain function, not a fixture: each fixture costs pytest ~0.2 ms per test, a fifth of the budget.
+    """
+    settings = item.config.stash[_DEFAULTS]
+    marks = list(item.iter_markers("target_profiles"))
+    if not marks:
+        return settings
+    kwargs: dict[str, Any] = {}
+    for mark in reversed(marks):  # module, then class, then function
+        if mark.args:
+            pytest.fail(f"@pytest.mark.target_profiles takes keywords only ({', '.join(MARKER_KEYS)}, or a "
+                        f"setting of the fake), not {mark.args!r}", pytrace=False)
+        kwargs.update(mark.kwargs)
+    try:
+        return settings.merge(**kwargs)
+    except OptionError as exc:
+        problem = str(exc)
+    pytest.fail(f"@pytest.mark.target_profiles: {problem}", pytrace=False)
+
+
+# --- session-wide fakes -----------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def target_profiles_fake() -> Iterator[SessionFake]:
+    """The in-process fake's backend and Flask app, built once per session (per xdist worker)."""
+    from .fake import SessionFake
+
+    yield SessionFake.build()
+
+
+@pytest.fixture(scope="session")
+def target_profile_server_address() -> tuple[str, int]:
+    """Where the live server listens; port 0 picks a free port (override in a conftest.py)."""
+    return "127.0.0.1", 0
+
+
+@pytest.fixture(scope="session")
+def target_profile_server_fake(target_profile_server_address: tuple[str, int]) -> Iterator[SessionFake]:
+    """A separate backend and app served over HTTP from a background thread, once per session."""
+    from .fake import SessionFake
+
+    fake = SessionFake.build().serve(*target_profile_server_address)
+    yield fake
+    fake.close()
+
+
+# --- per-test handles -------------------------------------------------------------------------------
+_HAS_HTTPX: bool | None = None
+
+
+def _has_httpx() -> bool:
+    global _HAS_HTTPX
+    if _HAS_HTTPX is None:
+        _HAS_HTTPX = importlib.util.find_spec("httpx") is not None
+    return _HAS_HTTPX
+
+
+def _track(request: pytest.FixtureRequest, handle: TargetProfiles) -> None:
+    handles = request.node.stash.get(_HANDLES, None)
+    if handles is None:
+        handles = request.node.stash[_HANDLES] = []
+    handles.append(handle)
+
+
+@pytest.fixture
+def target_profiles(request: pytest.FixtureRequest, target_profiles_fake: SessionFake) -> Iterator[TargetProfiles]:
+    """A fake Adobe Target in process: every ``requests`` (and httpx) call to ``*.tt.omtrdc.net`` and to the
+    ``mc.adobe.io`` token route is answered by the fake's Flask app, without a socket."""
+    from .handle import TargetProfiles
+    from .intercept import HttpxPatch, RequestsInterceptor
+
+    settings = settings_for(request.node)
+    fake = target_profiles_fake
+    fake.prepare(settings)
+    block = settings.other_hosts == "block"
+    interceptor = RequestsInterceptor(fake.bridge, block=block)
+    handle = TargetProfiles(fake.backend, fake.app, settings, bridge=fake.bridge, responses_mock=interceptor.mock)
+    patch = HttpxPatch(fake.bridge, block=block) if settings.httpx and _has_httpx() else None
+    interceptor.start()
+    try:
+        if patch is not None:
+            patch.install()
+        if settings.fake_sleep:
+            handle.fake_sleep()
+        _track(request, handle)
+        yield handle
+    finally:
+        interceptor.stop()
+        if patch is not None:
+            patch.uninstall()
+        handle.close()
+
+
+@pytest.fixture
+def target_profile_server(request: pytest.FixtureRequest,
+                          target_profile_server_fake: SessionFake) -> Iterator[TargetProfiles]:
+    """A fake Adobe Target on a real socket (``.url``), for clients in other processes or languages.
+    The server lives for the session; its state is reset for each test."""
+    from .handle import TargetProfiles
+
+    settings = settings_for(request.node)
+    fake = target_profile_server_fake
+    assert fake.server is not None
+    fake.prepare(settings)
+    handle = TargetProfiles(fake.backend, fake.app, settings, url=fake.server.url, bridge=fake.bridge)
+    try:
+        if settings.fake_sleep:
+            handle.fake_sleep()
+        _track(request, handle)
+        yield handle
+    finally:
+        handle.close()
+
+
+# --- strict check and deviation notes ---------------------------------------------------------------
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    # Checked at the end of the call phase, not in fixture teardown: the test is reported as failed
+    # (with this message), not as an error in teardown.
+    result = yield
+    handles = item.stash.get(_HANDLES, None)
+    if handles:
+        for handle in handles:
+            message = handle.strict_failure()
+            if message is not None:
+                pytest.fail(message, pytrace=False)
+        _note_deviations(item, handles)
+    return result
+
+
+def _note_deviations(item: pytest.Item, handles: list[TargetProfiles]) -> None:
+    from .report import contract_report, deviation_summary
+
+    found = [pair for h in handles for pair in h.violations(errors=False)]
+    if found:
+        item.add_report_section("call", "target-profiles deviations", contract_report(found))
+        item.config.stash[_NOTES].append((item.nodeid, deviation_summary(found)))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    notes = config.stash.get(_NOTES, None)
+    if not notes:
+        return
+    terminalreporter.section("target-profiles: contract deviations")
+    for nodeid, summary in notes:
+        terminalreporter.line(f"{nodeid}: {summary}")
+    terminalreporter.line("These requests work against the fake, but Adobe does not document them. See the details "
+                          "with -rP, or fail on them with strict='deviations'.")
