@@ -1,0 +1,23 @@
+"""The ``hypothesis`` entry point: registers strategies for this package's types when Hypothesis loads,
+so ``st.from_type(BatchCall)`` and ``st.builds(...)`` with these annotations just work."""
+
+from __future__ import annotations
+
+
+def _register() -> None:
+    from hypothesis import strategies as st
+
+    from ..single import SingleUpdateRequest
+    from . import invalid, valid
+    from .scenarios import Scenario, scenarios
+
+    st.register_type_strategy(valid.SingleUpdateCall, valid.single_updates())
+    st.register_type_strategy(valid.BatchCall, valid.batch_files())
+    st.register_type_strategy(valid.BatchSpec, valid.batch_specs())
+    # the 50 MB and 500,000-row examples stay out of type-driven generation: ask for them by rule
+    st.register_type_strategy(invalid.InvalidCall, st.one_of(invalid.invalid_single_updates(),
+                                                             invalid.invalid_batch_files(include_huge=False)))
+    st.register_type_strategy(Scenario, scenarios())
+    st.register_type_strategy(SingleUpdateRequest, valid.single_updates().map(
+        lambda c: SingleUpdateRequest(c.request.method, c.request.path, c.request.query,  # type: ignore[arg-type]
+                                      c.request.body or None, c.request.headers)))
