@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-__all__ = ["FetchKind", "format_timestamp", "not_found_body", "profile_body"]
+__all__ = ["FetchKind", "format_timestamp", "not_found_body", "not_found_json", "profile_body"]
 
 FetchKind = Literal["tntId", "thirdPartyId", "marketingCloudVisitorId"]
 
@@ -42,3 +43,9 @@ def not_found_body(client: str, kind: FetchKind, profile_id: str) -> dict[str, A
     else:
         what = f"marketingCloudVisitorId={profile_id}"
     return {"status": 404, "message": f"No profile found for client {client} with {what}"}
+
+
+def not_found_json(client: str, kind: FetchKind, profile_id: str) -> bytes:
+    """The 404 body laid out byte for byte as Adobe prints it (``"status" : 404``, spaces included)."""
+    body = not_found_body(client, kind, profile_id)
+    return f'{{"status" : 404, "message" : {json.dumps(body["message"], ensure_ascii=False)}}}'.encode()

@@ -169,7 +169,7 @@ class MockBackend:
             out = {k: (v.spec() if isinstance(v, Lifecycle) else v) for k, v in vars(self.config).items()
                    if k != "control_token"}
             if tenant is not None:
-                t = self.tenant(tenant)
+                t = self._tenants.get(tenant) or Tenant(tenant, self.config)  # reading creates nothing
                 out.update({k: (t.setting(k).spec() if k == "lifecycle" else t.setting(k)) for k in TENANT_KEYS})
             return out
 
@@ -211,13 +211,39 @@ class MockBackend:
                                    "marketingCloudVisitorId, attributes")
             if not any(item.get(k) for k in ID_KINDS):
                 raise ControlError(f"profile {i} has no tntId, thirdPartyId or marketingCloudVisitorId")
+            for kind in ID_KINDS:
+                if item.get(kind) is not None and not isinstance(item[kind], str):
+                    raise ControlError(f"profile {i}: {kind} must be a string, got {item[kind]!r}")
             if not isinstance(item.get("attributes", {}), Mapping):
                 raise ControlError(f"profile {i}: attributes must be an object")
         with self.lock:
+            self._check_seed_conflicts(tenant, items)
             for item in items:
                 self.seed_profile(tenant, tnt_id=item.get("tntId"), third_party_id=item.get("thirdPartyId"),
                                   ecid=item.get("marketingCloudVisitorId"), attributes=item.get("attributes"))
         return len(items)
+
+    def _check_seed_conflicts(self, tenant: str, items: list[Mapping[str, Any]]) -> None:
+        """Refuse the whole seeding before any of it is applied if one item's ids would name two
+        different profiles (existing ones, or ones created by earlier items)."""
+        t = self._tenants.get(tenant)
+        overlay: dict[tuple[str, str], int] = {}
+        for i, item in enumerate(items):
+            found: set[int] = set()
+            for kind in ID_KINDS:
+                value = item.get(kind)
+                if not value:
+                    continue
+                if (kind, value) in overlay:
+                    found.add(overlay[(kind, value)])
+                elif t is not None and (p := t.profiles.find(kind, value)) is not None:
+                    found.add(id(p))
+            if len(found) > 1:
+                raise ControlError(f"profile {i}: its ids name different profiles; nothing was seeded")
+            target = found.pop() if found else -(i + 1)
+            for kind in ID_KINDS:
+                if item.get(kind):
+                    overlay[(kind, item[kind])] = target
 
     def seed_profiles_csv(self, tenant: str, text: str) -> int:
         """Seed from CSV: id columns ``tntId``, ``thirdPartyId``, ``marketingCloudVisitorId``
@@ -235,14 +261,18 @@ class MockBackend:
     def get_profile(self, tenant: str, kind: IdKind, profile_id: str) -> dict[str, Any] | None:
         """A profile as the fake holds it now, without counting as a poll or a request."""
         with self.lock:
-            t = self.tenant(tenant)
+            t = self._tenants.get(tenant)  # a read never creates a tenant
+            if t is None:
+                return None
             t.settle(self.now_ms())
             p = t.profiles.find(kind, profile_id)
             return None if p is None else p.to_dict()
 
     def profiles(self, tenant: str) -> list[dict[str, Any]]:
         with self.lock:
-            t = self.tenant(tenant)
+            t = self._tenants.get(tenant)
+            if t is None:
+                return []
             t.settle(self.now_ms())
             return [p.to_dict() for p in t.profiles]
 
@@ -267,7 +297,8 @@ class MockBackend:
         with self.lock:
             now = self.now_ms()
             out = []
-            for t in ([self.tenant(tenant)] if tenant else list(self._tenants.values())):
+            chosen = [self._tenants[tenant]] if tenant in self._tenants else []
+            for t in (chosen if tenant else list(self._tenants.values())):
                 t.settle(now)
                 out += [b.to_dict() for b in t.batches]
             return out

@@ -95,6 +95,40 @@ def test_seed_errors_are_400_and_seed_nothing(client, kwargs, needle):
     assert client.get("/_mock/tenants/demo/profiles").get_json() == []
 
 
+def test_seeding_is_all_or_nothing_when_ids_name_two_profiles(client, backend):
+    backend.seed_profile("demo", third_party_id="c1", tnt_id="111-1")
+    backend.seed_profile("demo", third_party_id="c2", tnt_id="222-2")
+    r = client.post("/_mock/tenants/demo/profiles", json=[
+        {"thirdPartyId": "new-1", "attributes": {"a": "1"}},
+        {"thirdPartyId": "c1", "tntId": "222-2"},  # names two different existing profiles
+    ])
+    assert r.status_code == 400 and "nothing was seeded" in r.get_json()["error"]
+    assert backend.get_profile("demo", "thirdPartyId", "new-1") is None
+
+
+def test_seeding_conflict_with_a_profile_created_earlier_in_the_same_call(client, backend):
+    backend.seed_profile("demo", tnt_id="222-2")
+    r = client.post("/_mock/tenants/demo/profiles", json=[
+        {"thirdPartyId": "x1", "marketingCloudVisitorId": "ecid-1"},
+        {"marketingCloudVisitorId": "ecid-1", "tntId": "222-2"},
+    ])
+    assert r.status_code == 400
+    assert backend.get_profile("demo", "thirdPartyId", "x1") is None
+
+
+def test_seeding_with_a_non_string_id_is_400(client):
+    r = client.post("/_mock/tenants/demo/profiles", json=[{"thirdPartyId": ["a", "b"]}])
+    assert r.status_code == 400 and "thirdPartyId must be a string" in r.get_json()["error"]
+
+
+def test_reads_never_create_a_tenant(client):
+    assert client.get("/_mock/tenants/ghost/profiles").get_json() == []
+    assert client.get("/_mock/tenants/ghost/profiles/thirdPartyId/x").status_code == 404
+    assert client.get("/_mock/tenants/ghost/batches").get_json() == []
+    assert client.get("/_mock/settings?tenant=ghost").status_code == 200
+    assert client.get("/_mock/tenants").get_json() == []
+
+
 def test_profile_read_errors(client):
     r = client.get("/_mock/tenants/demo/profiles/email/x")
     assert r.status_code == 404 and "unknown id kind" in r.get_json()["error"]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.profile_json import format_timestamp, not_found_body, profile_body
+from contracts.profile_json import format_timestamp, not_found_body, not_found_json, profile_body
 
 #: ISO-8601 with milliseconds and a numeric UTC offset, as in 2017-08-18T17:53:39.003-04:00 (EL-PROFILES)
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{2}:\d{2}$")
@@ -68,3 +68,10 @@ def test_not_found_body_for_an_ecid_follows_the_same_pattern() -> None:
 @pytest.mark.parametrize("pid", ["id with spaces", "é", "a&b=c"])
 def test_not_found_keeps_the_id_as_given(pid: str) -> None:
     assert not_found_body("c", "thirdPartyId", pid)["message"].endswith(f"third party id={pid}")
+
+
+def test_not_found_json_is_byte_exact_as_documented() -> None:
+    assert not_found_json("acme", "thirdPartyId", "a1") == (
+        b'{"status" : 404, "message" : "No profile found for client acme with third party id=a1"}')
+    assert not_found_json("acme", "tntId", "1-2.01_00") == (
+        b'{"status" : 404, "message" : "No profile found for client acme with mboxPC=1-2.01_00"}')

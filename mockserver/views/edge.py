@@ -10,7 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from contracts.batch import Transport, parse_batch
 from contracts.ids import client_code_from_host
-from contracts.profile_json import FetchKind, not_found_body, profile_body
+from contracts.profile_json import FetchKind, not_found_json, profile_body
 from contracts.rules import LIMITS, Violation, rule
 from contracts.single import parse_single_update
 from contracts.xmlbodies import (
@@ -271,7 +271,7 @@ def _fetch(kind: FetchKind, profile_id: str) -> Response:
         return finish(faulted)
     attrs = be.fetch(tenant, "marketingCloudVisitorId" if kind == "marketingCloudVisitorId" else kind, profile_id)
     if attrs is None:
-        return finish(json_response(not_found_body(tenant, kind, profile_id), 404, JSON))
+        return finish(Response(not_found_json(tenant, kind, profile_id), status=404, content_type=JSON))
     return finish(json_response(profile_body(tenant, profile_id, attrs)))
 
 
