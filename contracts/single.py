@@ -133,6 +133,10 @@ def _interpret(params: list[tuple[str, str]], violations: list[Violation]) -> Si
         elif name in ("mboxMCGVID", "marketingCloudVisitorId", "customerIds", "tntId", "thirdPartyId"):
             violations.append(Violation(rule("single.unsupported-identifier"),
                                         f"{name} is not an identifier of the single update API", name))
+        else:
+            violations.append(Violation(rule("single.prefixless-parameter"),
+                                        f"parameter {name!r} is not an attribute (attributes are sent as "
+                                        f"profile.<name>); it is ignored", name))
     id_kind: IdKind | None = None
     other: tuple[IdKind, str] | None = None
     if "mbox3rdPartyId" in ids:

@@ -283,6 +283,8 @@ def test_bad_scope_is_400_in_the_admin_error_shape(client: FlaskClient, backend:
         assert re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{2}:\d{2}$", body["requestTime"])
         assert isinstance(body["errors"], list) and len(body["errors"]) == 1
         assert body["errors"][0]["errorCode"] and "[token.scope]" in body["errors"][0]["message"]
+        assert set(body) == {"httpStatus", "requestId", "requestTime", "errors"}  # ADMIN-OAS ErrorResponse
+        assert set(body["errors"][0]) == {"errorCode", "message", "meta"}
     assert backend.tenant("acme").token is None  # nothing issued by a refused call
 
 

@@ -294,3 +294,10 @@ def test_round_trip_of_every_reserved_character() -> None:
         u = parse_single_update(r.method, r.query, content_type=r.headers.get("Content-Type", ""),
                                 body=r.body or b"")
         assert u.accepted and u.attributes == {"k&=": value}
+
+
+def test_a_parameter_without_the_profile_prefix_is_a_deviation_and_ignored() -> None:
+    u = parse_single_update("GET", "mbox3rdPartyId=c1&color=red&profile.size=L")
+    assert u.accepted and u.attributes == {"size": "L"}
+    assert [v.rule_id for v in u.violations] == ["single.prefixless-parameter"]
+    assert "'color'" in u.violations[0].detail

@@ -25,7 +25,7 @@ def _error(status: int, code: str, message: str) -> Response:
         "httpStatus": status,
         "requestId": str(uuid.uuid4()),
         "requestTime": format_timestamp(backend().now_ms()),  # the fake's clock, so frozen tests see frozen time
-        "errors": [{"errorCode": code, "message": message}],
+        "errors": [{"errorCode": code, "message": message, "meta": {}}],
     }
     return json_response(body, status, MEDIA)
 
