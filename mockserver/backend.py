@@ -393,7 +393,7 @@ class MockBackend:
             t.expire_batches(now, self.config.batch_retention, None)
             batch = Batch(batch_id, tenant, version, file, now, t.setting("lifecycle"), status_url,
                           seed=self._rng.getrandbits(32), keep_rows=file.row_count <= self.config.keep_rows_max)
-            t.batches.append(batch)
+            t.add_batch(batch)
             t.expire_batches(now, None, self.config.batch_retention_count)
             t.settle(now)
             return batch

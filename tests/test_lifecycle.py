@@ -350,3 +350,15 @@ def test_single_update_visibility_delay(client, backend, level):
     assert read()["profileAttributes"]["a"]["value"] == "old"
     backend.advance(1)
     assert read()["profileAttributes"]["a"]["value"] == "new"
+
+
+def test_time_based_batches_apply_in_the_order_they_ended(bulk, backend):
+    """A batch submitted later but with a shorter delay ends first; the earlier batch's later end wins."""
+    backend.seed_profile("demo", third_party_id="c1", attributes={"tier": "bronze"})
+    backend.set_lifecycle("seconds=10")
+    first = bulk.submit(b"batch=thirdPartyId,tier\nc1,gold\n")
+    backend.set_lifecycle("seconds=1")
+    bulk.submit(b"batch=thirdPartyId,tier\nc1,silver\n")
+    backend.advance(30)  # both are due at the next read: silver ended at +1 s, gold at +10 s
+    assert backend.get_profile("demo", "thirdPartyId", "c1")["attributes"]["tier"] == "gold"
+    assert backend.batch(first.batch_id)["status"] == "complete"

@@ -48,7 +48,9 @@ class Tenant:
         self.code = code
         self.settings = TenantSettings()
         self.profiles = ProfileStore()
-        self.batches: deque[Batch] = deque()
+        self.batches: deque[Batch] = deque()  # oldest first, for retention
+        self._by_id: dict[str, Batch] = {}
+        self._open: list[Batch] = []  # still incomplete: the only ones settle() has to look at
         self.token: Token | None = None
         self.pending: list[PendingUpdate] = []
         self._config = config
@@ -75,10 +77,13 @@ class Tenant:
                 self.pending = [p for p in self.pending if p.visible_ms > now_ms]
                 for p in due:
                     self.apply_update(p.kind, p.profile_id, p.fallback, p.attributes, p.visible_ms)
-        for batch in self.batches:
-            if batch.state == "incomplete" and batch.lifecycle.mode in ("immediate", "seconds") \
-                    and batch.due(now_ms, poll=False):
+        if self._open:
+            due = [b for b in self._open if b.state == "incomplete" and b.lifecycle.mode in ("immediate", "seconds")
+                   and b.due(now_ms, poll=False)]
+            # in the order they ended, so a later write wins even when a later batch ended first
+            for batch in sorted(due, key=lambda b: self._end_ms(b, now_ms)):
                 batch.finish(batch.lifecycle.outcome, self.profiles, self._end_ms(batch, now_ms))
+            self._open = [b for b in self._open if b.state == "incomplete"]
 
     @staticmethod
     def _end_ms(batch: Batch, now_ms: int) -> int:
@@ -107,17 +112,20 @@ class Tenant:
         profile.update(attributes, ts_ms)
         return True
 
+    def add_batch(self, batch: Batch) -> None:
+        self.batches.append(batch)
+        self._by_id[batch.batch_id] = batch
+        self._open.append(batch)
+
     def expire_batches(self, now_ms: int, retention: float | None, keep: int | None) -> None:
         batches = self.batches
-        if retention is not None:
-            while batches and now_ms - batches[0].submitted_ms > retention * 1000:
-                batches.popleft()
-        if keep is not None:
-            while len(batches) > keep:
-                batches.popleft()
+        while batches and (
+                (retention is not None and now_ms - batches[0].submitted_ms > retention * 1000)
+                or (keep is not None and len(batches) > keep)):
+            gone = batches.popleft()
+            self._by_id.pop(gone.batch_id, None)
+            if gone.state == "incomplete":
+                self._open.remove(gone)
 
     def find_batch(self, batch_id: str) -> Batch | None:
-        return next((b for b in reversed(self.batches) if b.batch_id == batch_id), None)
-
-    def reset(self) -> None:
-        self.__init__(self.code, self._config)  # type: ignore[misc]
+        return self._by_id.get(batch_id)
