@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 
 from mockserver import Lifecycle, MockBackend, MockConfig, create_app
+from mockserver.faults import FaultInjector
 from mockserver.models.journal import Journal
 from mockserver.server import LiveServer
 
@@ -40,7 +41,9 @@ class SessionFake:
     def build(cls, config: MockConfig | None = None) -> SessionFake:
         backend = MockBackend(config or MockConfig())
         app = create_app(backend)
-        return cls(backend, app, WsgiBridge(app), None, dict(vars(backend.config)))
+        # only a latency fault makes the fake take wall-clock time over a call
+        bridge = WsgiBridge(app, may_stall=lambda: len(backend.faults) > 0)
+        return cls(backend, app, bridge, None, dict(vars(backend.config)))
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> SessionFake:
         self.server = LiveServer(self.app, host, port).start()
@@ -53,6 +56,7 @@ class SessionFake:
 
     def prepare(self, settings: Settings) -> None:
         """Forget everything and apply ``settings``: cheap, since nothing is rebuilt."""
+        self.bridge.settle()
         be = self.backend
         cfg = be.config
         # a test may have changed server-wide settings; restore them in place (tenants hold this object)
@@ -69,5 +73,10 @@ class SessionFake:
         cfg.auth = settings.auth
         if settings.config:
             be.configure(None, **dict(settings.config))
+        # a fresh queue, not just an empty one: rule ids (and so the draws of unseeded rules) start
+        # over, so a test meets the same faults whichever tests ran before it
+        be.faults = FaultInjector(cfg.seed)
+        if settings.faults:
+            be.faults.load(list(settings.faults))
         if settings.freeze_clock:
             clock.freeze()

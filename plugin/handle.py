@@ -41,6 +41,8 @@ class TargetProfiles:
     effects: reading a batch is not a status poll). Time and modes: ``advance``, ``freeze_clock``,
     ``set_lifecycle``, ``force_batch``, ``set_auth``, ``configure``. What was sent: ``requests``,
     ``assert_called``, ``assert_updated``, ``assert_batch_submitted``, ``assert_contract``.
+    Faults: ``add_fault``, ``fault_sequence``, ``load_faults``, ``faults``, ``remove_fault``,
+    ``clear_faults`` (the same calls as ``backend.faults``, and the same effect in both fixtures).
     ``backend`` is the :class:`~mockserver.MockBackend` underneath, for anything not covered here.
     """
 
@@ -129,6 +131,46 @@ class TargetProfiles:
         sleep._target_profiles = True  # type: ignore[attr-defined]
         time.sleep = sleep  # type: ignore[assignment]
         self._cleanups.append(lambda: setattr(time, "sleep", real))
+
+    # --- faults -----------------------------------------------------------------------------------
+    # Thin wrappers over backend.faults (mockserver.faults.FaultInjector): the rules, their scope and
+    # the journal marks are the fake's own, so both fixtures behave alike. ``tenant`` defaults to
+    # every tenant here, as on the server, not to the handle's client code.
+    def add_fault(self, kind: str | int | None = None, *, operation: str | Iterable[str] | None = None,
+                  tenant: str | None = None, times: int | None = None, probability: float = 1.0,
+                  seed: int | None = None, **options: Any) -> dict[str, Any]:
+        """Queue a fault; returns the rule as ``faults()`` lists it.
+
+        ``kind`` is a status (``add_fault(503, operation="batch-submit", times=2)``) or one of
+        ``latency``, ``status``, ``throttle``, ``rate-limit``, ``reset``, ``disconnect``, ``empty``,
+        ``truncated``, ``malformed``, ``pass``; ``options`` are the kind's (``latency``, ``status``,
+        ``message``, ``body``, ``retry_after``, ``keep``, ``applied``). Bad input raises ``ControlError``.
+        """
+        return self.backend.faults.add(kind, operation=operation, tenant=tenant, times=times,
+                                       probability=probability, seed=seed, **options)
+
+    def fault_sequence(self, steps: Iterable[str | int | Mapping[str, Any]], *,
+                       operation: str | Iterable[str] | None = None, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Script the next calls: each step (a status, a kind, or a fault dict) fires once, in order,
+        then calls pass again. ``fault_sequence([503, 503], operation="batch-submit")``."""
+        return self.backend.faults.sequence(steps, operation=operation, tenant=tenant)
+
+    def load_faults(self, profile: Any) -> list[dict[str, Any]]:
+        """Queue a fault profile: the JSON ``POST /_mock/faults`` and ``--fault-profile`` take (a fault
+        object, a ``{"sequence": [...]}`` object, a list of those, or ``{"faults": [...]}``); all or nothing."""
+        return self.backend.faults.load(profile)
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The queued rules in the order they are tried, with ``times`` left and ``hits`` so far."""
+        return self.backend.faults.list()
+
+    def remove_fault(self, rule_id: int) -> dict[str, Any]:
+        """Drop one rule by its id; returns it."""
+        return self.backend.faults.remove(rule_id)
+
+    def clear_faults(self, tenant: str | None = None) -> int:
+        """Drop every rule (or those scoped to ``tenant``); returns how many. Each test starts with none."""
+        return self.backend.faults.clear(tenant)
 
     # --- profiles ---------------------------------------------------------------------------------
     def seed_profile(self, third_party_id: str | None = None, *, tnt_id: str | None = None, ecid: str | None = None,

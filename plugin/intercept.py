@@ -1,5 +1,10 @@
 """Routing Adobe's host names to the fake in process: ``requests`` through ``responses``, and httpx.
 
+Connection faults (``mockserver.faults``) come out of the app as :class:`ConnectionFault`; they
+are turned into what each library meets on a broken socket: ``requests`` and httpx raise the same
+exception classes with the same messages, at the same point (a truncated body fails when it is read,
+so also only on reading a streamed response).
+
 Which URLs are Adobe's: any ``*.tt.omtrdc.net`` host (client-code hosts such as
 ``acme.tt.omtrdc.net`` and edge hosts such as ``mboxedge45.tt.omtrdc.net``), over http or https,
 and the Admin API's profile-token route on ``mc.adobe.io``. Every other host passes through to the
@@ -9,14 +14,20 @@ network, or is blocked with an error that says how to allow it.
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from functools import cache
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
 import responses
 from requests.adapters import HTTPAdapter
 from responses.registries import FirstMatchRegistry
 
-from .wsgi import WsgiBridge, body_bytes
+from mockserver.faults import ConnectionFault
+
+from .wsgi import WsgiBridge, WsgiResponse, body_bytes
 
 if TYPE_CHECKING:
     import httpx
@@ -57,6 +68,7 @@ class _AdobeRoute(responses.CallbackResponse):
 
     def __init__(self, bridge: WsgiBridge) -> None:
         super().__init__("ANY", ADOBE_URL, self._answer, content_type=None)
+        self._bridge = bridge
         self._call = bridge.call
 
     def matches(self, request: requests.PreparedRequest) -> tuple[bool, str]:
@@ -64,9 +76,26 @@ class _AdobeRoute(responses.CallbackResponse):
             return True, ""
         return False, "not an Adobe Target host"
 
-    def _answer(self, request: requests.PreparedRequest) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _answer(self, request: requests.PreparedRequest) -> WsgiResponse | Exception:
         headers = [(_text(k), _text(v)) for k, v in request.headers.items()]
-        return self._call(request.method or "GET", request.url or "", headers, body_bytes(request.body))
+        method, url, body = request.method or "GET", request.url or "", body_bytes(request.body)
+        read_timeout = _read_timeout(getattr(_sending, "timeout", None))
+        try:
+            if read_timeout is None or not self._bridge.may_stall():
+                return self._call(method, url, headers, body)
+            pending = self._bridge.start(method, url, headers, body)
+            if not pending.wait(read_timeout):
+                self._bridge.abandon(pending)
+                return _requests_read_timeout(url, read_timeout, request)
+            return pending.result()
+        except ConnectionFault as fault:
+            if fault.kind == "truncated":
+                # urllib3 reads fewer bytes than Content-Length promises and raises (and requests wraps)
+                # exactly what it does on a socket closed early, when the body is read
+                return _truncated(fault)
+            exc = fault.requests_exception(request)
+            exc.__cause__ = fault
+            return exc  # responses raises it out of the adapter's send(), where a real one comes from
 
 
 class _Blocker(responses.CallbackResponse):
@@ -131,7 +160,17 @@ class RequestsInterceptor:
         # a tenth of the fixture's budget.
         if self._saved is None:
             self._saved = HTTPAdapter.send
-            HTTPAdapter.send = self.mock.unbound_on_send()  # type: ignore[method-assign]
+            on_send = self.mock.unbound_on_send()
+
+            def send(adapter: HTTPAdapter, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+                # HTTPAdapter.send(request, stream, timeout, ...): the route needs the timeout
+                _sending.timeout = kwargs["timeout"] if "timeout" in kwargs else args[1] if len(args) > 1 else None
+                try:
+                    return on_send(adapter, request, *args, **kwargs)
+                finally:
+                    _sending.timeout = None
+
+            HTTPAdapter.send = send  # type: ignore[method-assign]
 
     def stop(self) -> None:
         if self._saved is not None:
@@ -139,13 +178,119 @@ class RequestsInterceptor:
             self._saved = None
 
 
+#: The timeout of the ``send`` in progress on this thread (responses hands callbacks only the request).
+_sending = threading.local()
+
+
+def _read_timeout(timeout: Any) -> float | None:
+    """The read timeout out of what ``requests`` passes to ``send``: seconds, (connect, read), or urllib3's."""
+    if isinstance(timeout, tuple):
+        timeout = timeout[1] if len(timeout) == 2 else None
+    read = getattr(timeout, "read_timeout", timeout)
+    return float(read) if isinstance(read, (int, float)) and not isinstance(read, bool) else None
+
+
+def _requests_read_timeout(url: str, seconds: float, request: requests.PreparedRequest) -> Exception:
+    """What ``requests`` raises when the answer is not there within the read timeout."""
+    from urllib3 import connection_from_url
+    from urllib3.exceptions import ReadTimeoutError
+
+    pool = connection_from_url(url)  # only named in the message, as urllib3 names its pool; never connects
+    timeout = seconds if seconds != int(seconds) else int(seconds)
+    _, _, path, query, _ = urlsplit(url)
+    error = ReadTimeoutError(pool, path + (f"?{query}" if query else ""), f"Read timed out. (read timeout={timeout})")
+    pool.close()
+    return requests.exceptions.ReadTimeout(error, request=request)
+
+
+def _truncated(fault: ConnectionFault) -> WsgiResponse:
+    """What a truncated answer puts on the wire: its headers, announcing more bytes than follow."""
+    return fault.status or 200, [*fault.headers, ("Content-Length", str(fault.expected))], fault.body
+
+
 # --- httpx ----------------------------------------------------------------------------------------
+@cache
+def _broken_stream() -> type:
+    import httpx
+
+    class BrokenStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+        """A body that ends early: what was sent, then the error httpx raises reading past it."""
+
+        def __init__(self, data: bytes, error: Exception) -> None:
+            self._data = data
+            self._error = error
+
+        def __iter__(self) -> Iterator[bytes]:
+            if self._data:
+                yield self._data
+            raise self._error
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            if self._data:
+                yield self._data
+            raise self._error
+
+    return BrokenStream
+
+
+def _httpx_result(request: httpx.Request, answer: Callable[[], WsgiResponse], *,
+                  asynchronous: bool) -> httpx.Response:
+    import httpx
+
+    try:
+        status, out_headers, data = answer()
+    except ConnectionFault as fault:
+        exc = fault.httpx_exception(request)
+        if asynchronous and fault.kind == "reset":
+            # httpx's async transport reads through anyio, whose BrokenResourceError carries no text
+            exc = httpx.ReadError("", request=request)
+        if fault.kind != "truncated":
+            raise exc from fault
+        # the headers arrive; reading the body fails, as h11 does when the peer closes early
+        exc.__cause__ = fault
+        status, out_headers, _ = _truncated(fault)
+        return httpx.Response(status, headers=out_headers, stream=_broken_stream()(fault.body, exc), request=request)
+    return httpx.Response(status, headers=out_headers, content=data, request=request)
+
+
+def _httpx_call(request: httpx.Request) -> tuple[str, str, list[tuple[str, str]], bytes]:
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+    return request.method, str(request.url), headers, request.content
+
+
+def _httpx_read_timeout(request: httpx.Request) -> float | None:
+    read = request.extensions.get("timeout", {}).get("read")
+    return float(read) if isinstance(read, (int, float)) else None
+
+
 def _httpx_answer(bridge: WsgiBridge, request: httpx.Request) -> httpx.Response:
     import httpx
 
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
-    status, out_headers, data = bridge.call(request.method, str(request.url), headers, request.content)
-    return httpx.Response(status, headers=out_headers, content=data, request=request)
+    call = _httpx_call(request)
+    read_timeout = _httpx_read_timeout(request)
+    if read_timeout is None or not bridge.may_stall():
+        return _httpx_result(request, lambda: bridge.call(*call), asynchronous=False)
+    pending = bridge.start(*call)
+    if not pending.wait(read_timeout):
+        bridge.abandon(pending)
+        raise httpx.ReadTimeout("timed out", request=request)  # the socket's own message
+    return _httpx_result(request, pending.result, asynchronous=False)
+
+
+async def _async_httpx_answer(bridge: WsgiBridge, request: httpx.Request) -> httpx.Response:
+    import httpx
+
+    call = _httpx_call(request)
+    if not bridge.may_stall():
+        return _httpx_result(request, lambda: bridge.call(*call), asynchronous=True)
+    import anyio
+
+    # a slow answer must not block the event loop: other tasks go on, as they would on a socket
+    pending = bridge.start(*call)
+    if not await anyio.to_thread.run_sync(pending.wait, _httpx_read_timeout(request)):
+        bridge.abandon(pending)
+        raise httpx.ReadTimeout("", request=request)  # anyio's timeout carries no text
+    return _httpx_result(request, pending.result, asynchronous=True)
 
 
 def httpx_transports(bridge: WsgiBridge, *, block: bool) -> tuple[type, type]:
@@ -183,7 +328,7 @@ def httpx_transports(bridge: WsgiBridge, *, block: bool) -> tuple[type, type]:
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             if is_adobe_url(str(request.url)):
                 await request.aread()
-                return _httpx_answer(bridge, request)
+                return await _async_httpx_answer(bridge, request)
             if block:
                 raise httpx.ConnectError(blocked_message(request.method, str(request.url)), request=request)
             if self._network is None:
@@ -226,7 +371,7 @@ class HttpxPatch:
                                        request: httpx.Request) -> httpx.Response:
             if is_adobe_url(str(request.url)):
                 await request.aread()
-                return _httpx_answer(bridge, request)
+                return await _async_httpx_answer(bridge, request)
             if block:
                 raise httpx.ConnectError(blocked_message(request.method, str(request.url)), request=request)
             return await async_send(transport, request)

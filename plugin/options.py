@@ -34,6 +34,7 @@ class Settings:
     freeze_clock: bool = False  #: stop the fake's clock; it then moves only by ``advance``
     fake_sleep: bool = False  #: ``time.sleep`` advances the fake's clock instead of sleeping
     allow: tuple[str, ...] = ()  #: rule ids the strict check ignores
+    faults: tuple[Any, ...] = ()  #: fault rules queued at the start of the test (the --fault-profile format)
     config: tuple[tuple[str, Any], ...] = field(default=())  #: further MockConfig settings
 
     def merge(self, **changes: Any) -> Settings:
@@ -54,6 +55,8 @@ class Settings:
             direct["other_hosts"] = _other_hosts(direct["other_hosts"])
         if "allow" in direct:
             direct["allow"] = _allow(direct["allow"])
+        if "faults" in direct:
+            direct["faults"] = _faults(direct["faults"])
         if extra:
             _check_config_keys(extra)
             direct["config"] = tuple({**dict(self.config), **extra}.items())
@@ -121,6 +124,25 @@ def _allow(value: Any) -> tuple[str, ...]:
     unknown = [r for r in items if r not in RULES]
     if unknown:
         raise OptionError(f"allow={list(items)!r}: no rule(s) {unknown}; known rules: {', '.join(sorted(RULES))}")
+    return items
+
+
+def _faults(value: Any) -> tuple[Any, ...]:
+    """A fault profile (a fault object, a list of them, or ``{"faults": [...]}``), checked now so a
+    mistake fails the test that carries it with the fake's own message."""
+    from mockserver.backend import ControlError
+    from mockserver.faults import FaultInjector
+
+    if isinstance(value, dict) and set(value) == {"faults"}:
+        value = value["faults"]
+    items = (value,) if isinstance(value, dict) else tuple(value) if isinstance(value, (list, tuple)) else None
+    if items is None:
+        raise OptionError(f"faults={value!r}: give a list of fault objects, e.g. "
+                          "[{'kind': 'status', 'status': 503, 'operation': 'batch-submit', 'times': 1}]")
+    try:
+        FaultInjector().load(list(items))
+    except ControlError as exc:
+        raise OptionError(f"faults: {exc}") from None
     return items
 
 

@@ -59,7 +59,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "target_profiles(client_code=, lifecycle=, auth=, strict=, other_hosts=, allow=, freeze_clock=, "
-        "fake_sleep=, httpx=, **settings): configure the target_profiles / target_profile_server fake for one test",
+        "fake_sleep=, httpx=, faults=, **settings): configure the target_profiles / target_profile_server fake "
+        "for one test",
     )
     given: dict[str, Any] = {}
     for ini, flag, dest, _ in _OPTIONS:
@@ -170,6 +171,7 @@ def target_profiles(request: pytest.FixtureRequest, target_profiles_fake: Sessio
         if patch is not None:
             patch.uninstall()
         handle.close()
+        fake.bridge.settle()  # calls a client gave up on (read timeouts) finish within their test
 
 
 @pytest.fixture

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import io
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
-__all__ = ["WsgiBridge", "WsgiResponse"]
+__all__ = ["PendingCall", "WsgiBridge", "WsgiResponse"]
 
 WsgiResponse = tuple[int, list[tuple[str, str]], bytes]
 
@@ -43,12 +44,47 @@ def body_bytes(body: Any) -> bytes:
     return b"".join(c.encode("utf-8") if isinstance(c, str) else bytes(c) for c in body)
 
 
-class WsgiBridge:
-    """Sends requests straight into a WSGI app."""
+class PendingCall:
+    """A request being answered in a thread of its own, for a client that may stop waiting."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, answer: Callable[[], WsgiResponse]) -> None:
+        self._answer = answer
+        self._result: WsgiResponse | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="target-profiles-call", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._result = self._answer()
+        except BaseException as exc:  # handed to the waiting client, as the call would have raised it
+            self._error = exc
+
+    def wait(self, timeout: float | None) -> bool:
+        """Whether the answer is ready within ``timeout`` seconds (None: wait for it)."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def result(self) -> WsgiResponse:
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+
+class WsgiBridge:
+    """Sends requests straight into a WSGI app.
+
+    ``may_stall`` says whether the app may take wall-clock time over a call now (the fake does only
+    under a latency fault); only then do clients with a read timeout pay for a thread (``start``).
+    """
+
+    def __init__(self, app: Any, *, may_stall: Callable[[], bool] | None = None) -> None:
         # Flask's wsgi_app skips the __call__ indirection (which only exists for middleware)
         self._wsgi: Callable[..., Iterable[bytes]] = getattr(app, "wsgi_app", app)
+        self._may_stall = may_stall
+        self._abandoned: list[PendingCall] = []
+        self._abandoned_lock = threading.Lock()
         self._base = {
             "SCRIPT_NAME": "",
             "SERVER_PROTOCOL": "HTTP/1.1",
@@ -63,7 +99,11 @@ class WsgiBridge:
         }
 
     def call(self, method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes) -> WsgiResponse:
-        """Answer one request: ``(status, headers, body)``."""
+        """Answer one request: ``(status, headers, body)``.
+
+        A connection fault escapes as :class:`mockserver.faults.ConnectionFault` (there is no socket
+        to break); the callers in ``intercept`` turn it into their HTTP library's exception.
+        """
         scheme, netloc, path, query, _ = urlsplit(url)
         host = netloc.rpartition("@")[2]
         name, _, port = host.rpartition(":") if host.rfind(":") > host.rfind("]") else (host, "", "")
@@ -96,3 +136,23 @@ class WsgiBridge:
             if close is not None:
                 close()
         return int(captured[0][:3]), captured[1], data
+
+    def may_stall(self) -> bool:
+        return self._may_stall is not None and self._may_stall()
+
+    def start(self, method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes) -> PendingCall:
+        """Answer in another thread; a caller that stops waiting hands the call to ``abandon``."""
+        headers = list(headers)
+        return PendingCall(lambda: self.call(method, url, headers, body))
+
+    def abandon(self, call: PendingCall) -> None:
+        """A call whose client gave up: it runs on, as on a server, until ``settle``."""
+        with self._abandoned_lock:
+            self._abandoned.append(call)
+
+    def settle(self) -> None:
+        """Wait for abandoned calls to finish, so none changes the fake after the test that made it."""
+        with self._abandoned_lock:
+            calls, self._abandoned = self._abandoned, []
+        for call in calls:
+            call.wait(None)

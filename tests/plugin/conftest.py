@@ -4,6 +4,12 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+# pytester's in-process runs drop every module first imported during the run. httpx imports httpcore
+# lazily (on its first transport) and caches httpcore's exception classes in a module global; were
+# httpcore first imported inside a run, httpx would keep mapping the classes of that discarded copy,
+# and later tests would meet raw httpcore exceptions. Imported here, before any run, both stay put.
+import httpcore  # noqa: F401
+import httpx  # noqa: F401
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
