@@ -1,0 +1,64 @@
+"""The benchmark scripts run end to end on tiny inputs (their figures are measured on purpose, not here)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+sys.path.insert(0, str(BENCH))
+
+import common  # noqa: E402
+
+from contracts.batch import parse_batch  # noqa: E402
+
+
+def _run(*argv: str, timeout: float = 60) -> str:
+    proc = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_generated_batch_is_a_valid_file_of_the_requested_size():
+    data = common.make_batch(300, min_bytes=40_000)
+    assert len(data) >= 40_000
+    f = parse_batch(io.BytesIO(data))
+    assert f.accepted and f.violations == [] and f.row_count == 300
+    assert f.rows[-1][0] == common.tnt_id(299)
+    assert f.rows[2][2] == "São Paulo" and f.rows[0][5] == "user0@example.com"
+
+
+def test_single_script_measures_both_servers_and_the_journal_phases():
+    out = _run("bench/single.py", "--quick", "--python-client")
+    for line in ("single update: throughput vs bare route", "fetch: throughput vs bare route",
+                 "phase 2: after", "p99 change, last phase vs first"):
+        assert line in out
+
+
+def test_python_load_generator_counts_requests_and_failures():
+    with common.bare_server(threads=2) as srv:
+        ok = common.python_load(srv.url + "/m2/demo/profile/update", connections=2, duration=5, max_requests=40)
+        missing = common.python_load(srv.url + "/nowhere", connections=1, duration=5, max_requests=5)
+        assert srv.rss() > 0 and srv.peak_rss() >= srv.rss()
+    assert ok.requests == 40 and ok.errors == 0 and ok.rps > 0 and 0 < ok.p50_ms <= ok.p99_ms
+    assert missing.requests == 5 and missing.errors == 5
+
+
+def test_wrk_output_is_read():
+    if not common.have_wrk():
+        pytest.skip("wrk is not installed")
+    with common.bare_server(threads=2) as srv:
+        r = common.wrk(srv.url + "/m2/demo/profile/update", connections=2, duration=1)
+    assert r.requests > 0 and r.errors == 0 and r.p99_ms >= r.p50_ms > 0
+
+
+def test_harness_runs_the_bulk_script_and_summarises_its_figures():
+    out = _run("bench/run.py", "--quick", "--only", "bulk", timeout=90)
+    assert "-- bulk.py" in out and "server peak RSS over the run" in out
+    summary = out.split("== Summary", 1)[1]
+    assert "bulk.py: ok" in summary and "bulk end to end, rate vs csv.reader" in summary
