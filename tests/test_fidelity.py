@@ -18,5 +18,5 @@ def test_every_source_tag_used_by_a_rule_is_defined() -> None:
     defined = {line.split("|")[1].strip() for line in TABLE.splitlines() if line.startswith("| ") and
                line.count("|") == 3}
     tags = {tag.strip().split(" ")[0] for r in RULES.values() for tag in r.source.replace(";", ",").split(",")}
-    tags = {t for t in tags if t.isupper() or "-" in t and t.split("-")[0].isupper()}
+    tags = {t for t in tags if t.isupper() or ("-" in t and t.split("-")[0].isupper())}
     assert tags <= defined, f"source tags without a definition in docs/fidelity.md: {sorted(tags - defined)}"
