@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import parse_qsl
 
 from flask import Flask, Request, Response, request
 from werkzeug.datastructures import MultiDict
@@ -14,6 +13,7 @@ from contracts.xmlbodies import status_failure
 
 from .backend import MockBackend
 from .config import MockConfig
+from .models.journal import query_args
 from .views import admin, control, edge
 from .views.common import json_response, xml_response
 
@@ -23,10 +23,8 @@ log = logging.getLogger("target_profile_mock")
 class _Request(Request):
     @cached_property
     def args(self) -> MultiDict[str, str]:  # type: ignore[override]
-        # Werkzeug decodes the raw query as strict UTF-8 and raises on other bytes (a 500); clients that
-        # send unencoded Latin-1 must get the contract's answer instead
-        text = self.query_string.decode("utf-8", "replace")
-        return self.parameter_storage_class(parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote"))
+        # not Werkzeug's: it raises (a 500) on query bytes that are not UTF-8; see query_args
+        return query_args(self.query_string)
 
 
 def create_app(backend: MockBackend | None = None, *, config: MockConfig | None = None) -> Flask:

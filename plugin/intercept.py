@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import requests
 import responses
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 from responses.registries import FirstMatchRegistry
 
 from mockserver.faults import ConnectionFault
@@ -77,7 +78,11 @@ class _AdobeRoute(responses.CallbackResponse):
         return False, "not an Adobe Target host"
 
     def _answer(self, request: requests.PreparedRequest) -> WsgiResponse | Exception:
-        headers = [(_text(k), _text(v)) for k, v in request.headers.items()]
+        # lower_items() skips the case-insensitive lookup per header that items() makes; the environ
+        # keys the bridge builds ignore case anyway
+        raw = request.headers
+        pairs = raw.lower_items() if isinstance(raw, CaseInsensitiveDict) else raw.items()
+        headers = [(_text(k), _text(v)) for k, v in pairs]
         method, url, body = request.method or "GET", request.url or "", body_bytes(request.body)
         read_timeout = _read_timeout(getattr(_sending, "timeout", None))
         try:

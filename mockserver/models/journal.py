@@ -2,38 +2,173 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import unquote
+
+from werkzeug.datastructures import EnvironHeaders, MultiDict
+from werkzeug.wrappers import Request
 
 from contracts.rules import Severity, Violation
 
 #: Bodies are kept up to this many bytes; a 50 MB batch file is summarised, not copied.
 BODY_KEEP = 64 * 1024
 
+_PLAIN_HOST = re.compile(r"[a-z0-9.-]+(?::[1-9][0-9]{0,3})?")
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~!$&'()*+,/:;=@-]*")
+_PLAIN_QUERY = re.compile(rb"[A-Za-z0-9_.~!$&'()*+,/:;=@?-]*")
 
-@dataclass(slots=True)
+
+def query_args(query_string: bytes) -> MultiDict[str, str]:
+    """The query's parameters as the fake reads them (``request.args``).
+
+    Werkzeug decodes the raw query as strict UTF-8 and raises on other bytes (a 500); clients that send
+    unencoded Latin-1 must get the contract's answer instead, so bad bytes are replaced or kept quoted.
+    """
+    text = query_string.decode("utf-8", "replace")
+    pairs = []
+    for part in text.split("&"):  # parse_qsl(keep_blank_values=True), unquoting only the parts that need it
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if "+" in part:
+            name, value = name.replace("+", " "), value.replace("+", " ")
+        if "%" in part:
+            name, value = unquote(name, errors="werkzeug.url_quote"), unquote(value, errors="werkzeug.url_quote")
+        pairs.append((name, value))
+    return MultiDict(pairs)
+
+
+def request_url(req: Request) -> str:
+    """``req.url``, built directly when no part needs quoting or IRI decoding (the usual request);
+    Werkzeug's quote-and-decode round trip is slow."""
+    host, path, qs = req.host, req.root_path.rstrip("/") + "/" + req.path.lstrip("/"), req.query_string
+    if "xn--" in host or not (_PLAIN_HOST.fullmatch(host) and _PLAIN_PATH.fullmatch(path)
+                              and _PLAIN_QUERY.fullmatch(qs)):
+        return req.url
+    return f"{req.scheme}://{host}{path}?{qs.decode('ascii')}" if qs else f"{req.scheme}://{host}{path}"
+
+
+def environ_snapshot(environ: Mapping[str, Any]) -> dict[str, str]:
+    """The text parts of a WSGI environ (CGI variables and headers), without its streams and objects,
+    so a journal entry keeps no upload, socket or request alive."""
+    return {k: v for k, v in environ.items() if v.__class__ is str}
+
+
 class JournalEntry:
-    """One request as the fake saw and answered it."""
+    """One request as the fake saw and answered it.
+
+    ``url``, ``path``, ``query`` and ``headers`` of an entry recorded by the fake are worked out from the
+    request's environ when first read: most entries are never read, and building them was most of what
+    journaling a request cost.
+    """
+
+    __slots__ = ("_environ", "_headers", "_path", "_query", "_url", "body", "body_size", "fault", "method",
+                 "operation", "parsed", "response_body", "seq", "status", "tenant", "time_ms", "violations")
+
+    _FIELDS = ("seq", "time_ms", "operation", "tenant", "method", "url", "path", "query", "headers", "body",
+               "body_size", "status", "response_body", "violations", "parsed", "fault")
 
     seq: int
     time_ms: int
     operation: str  #: single-update, batch-submit, batch-status, fetch, token, unknown
     tenant: str | None
     method: str
-    url: str
-    path: str
-    query: list[tuple[str, str]]
-    headers: dict[str, str]
     body: bytes
     body_size: int
-    status: int = 0
-    response_body: bytes = b""
-    violations: list[Violation] = field(default_factory=list)
-    parsed: dict[str, Any] = field(default_factory=dict)  #: identifier, attributes, batch id, rows...
-    fault: str | None = None
+    status: int
+    response_body: bytes
+    violations: list[Violation]
+    parsed: dict[str, Any]  #: identifier, attributes, batch id, rows...
+    fault: str | None
+
+    def __init__(self, seq: int, time_ms: int, operation: str, tenant: str | None, method: str, url: str | None,
+                 path: str | None, query: list[tuple[str, str]] | None, headers: dict[str, str] | None,
+                 body: bytes, body_size: int, status: int = 0, response_body: bytes = b"",
+                 violations: list[Violation] | None = None, parsed: dict[str, Any] | None = None,
+                 fault: str | None = None, *, environ: dict[str, str] | None = None) -> None:
+        """``url``, ``path``, ``query`` and ``headers`` given as None are read from ``environ`` (an
+        :func:`environ_snapshot`) when first asked for."""
+        if environ is None and None in (url, path, query, headers):
+            raise TypeError("a JournalEntry needs url, path, query and headers, or the environ to read them from")
+        self.seq = seq
+        self.time_ms = time_ms
+        self.operation = operation
+        self.tenant = tenant
+        self.method = method
+        self._url = url
+        self._path = path
+        self._query = query
+        self._headers = headers
+        self.body = body
+        self.body_size = body_size
+        self.status = status
+        self.response_body = response_body
+        self.violations = [] if violations is None else violations
+        self.parsed = {} if parsed is None else parsed
+        self.fault = fault
+        self._environ = environ
+
+    def _request(self) -> Request:
+        assert self._environ is not None
+        return Request(self._environ, populate_request=False)
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            self._url = request_url(self._request())
+        return self._url
+
+    @url.setter
+    def url(self, value: str) -> None:
+        self._url = value
+
+    @property
+    def path(self) -> str:
+        if self._path is None:
+            self._path = self._request().path
+        return self._path
+
+    @path.setter
+    def path(self, value: str) -> None:
+        self._path = value
+
+    @property
+    def query(self) -> list[tuple[str, str]]:
+        if self._query is None:
+            assert self._environ is not None
+            raw = self._environ.get("QUERY_STRING", "").encode("latin-1")
+            self._query = list(query_args(raw).items(multi=True))
+        return self._query
+
+    @query.setter
+    def query(self, value: list[tuple[str, str]]) -> None:
+        self._query = value
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self._headers is None:
+            assert self._environ is not None
+            self._headers = dict(EnvironHeaders(self._environ).items())
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: dict[str, str]) -> None:
+        self._headers = value
+
+    def __repr__(self) -> str:
+        return f"JournalEntry({', '.join(f'{f}={getattr(self, f)!r}' for f in self._FIELDS)})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in self._FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]
 
     @property
     def errors(self) -> list[Violation]:
@@ -94,22 +229,23 @@ class Journal:
     def __init__(self, maxlen: int | None = 10_000) -> None:
         self._lock = threading.Lock()
         self._entries: deque[JournalEntry] = deque(maxlen=maxlen)
-        self._seq = 0
+        # next() on a C counter is atomic under the GIL: no lock round trip per request
+        self._seq = itertools.count(1)
         self._cond = threading.Condition(self._lock)
+        self._waiting = 0  # threads in wait_for; add() only notifies when there are some
 
     @property
     def maxlen(self) -> int | None:
         return self._entries.maxlen
 
     def next_seq(self) -> int:
-        with self._lock:
-            self._seq += 1
-            return self._seq
+        return next(self._seq)
 
     def add(self, entry: JournalEntry) -> None:
-        with self._cond:
+        with self._lock:
             self._entries.append(entry)
-            self._cond.notify_all()
+            if self._waiting:
+                self._cond.notify_all()
 
     def clear(self) -> None:
         with self._lock:
@@ -130,4 +266,8 @@ class Journal:
     def wait_for(self, predicate: Callable[[list[JournalEntry]], bool], timeout: float) -> bool:
         """Block until ``predicate(entries)`` holds or ``timeout`` seconds pass."""
         with self._cond:
-            return self._cond.wait_for(lambda: predicate(list(self._entries)), timeout=timeout)
+            self._waiting += 1
+            try:
+                return self._cond.wait_for(lambda: predicate(list(self._entries)), timeout=timeout)
+            finally:
+                self._waiting -= 1
