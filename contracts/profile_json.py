@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 __all__ = ["FetchKind", "format_timestamp", "not_found_body", "not_found_json", "profile_body"]
@@ -12,6 +13,7 @@ __all__ = ["FetchKind", "format_timestamp", "not_found_body", "not_found_json", 
 FetchKind = Literal["tntId", "thirdPartyId", "marketingCloudVisitorId"]
 
 
+@lru_cache(maxsize=8192)  # a profile's attributes mostly share a few write times: format each once
 def format_timestamp(epoch_ms: int) -> str:
     """ISO-8601 with milliseconds and a UTC offset, as in ``2017-08-18T17:53:39.003+00:00``."""
     return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
