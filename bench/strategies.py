@@ -57,8 +57,13 @@ def raw_rate(strategy, n: int, use=lambda x: None) -> float:  # type: ignore[no-
 
 
 def main() -> None:
+    from hypothesis import strategies as st
+
     singles = single_updates()
     batches = batch_files(min_rows=1000, max_rows=1000)
+    # what plain Hypothesis manages on this machine, to read the figures against
+    print(f"baseline st.integers(), drawn:              {raw_rate(st.integers(), 5000):8,.0f} examples/s")
+    print(f"baseline st.integers(), through @given:     {rate(st.integers(), 2000):8,.0f} examples/s")
     print(f"valid single updates, drawn:               {raw_rate(singles, 5000):8,.0f} examples/s (target >= 1,000)")
     print(f"valid single updates, through @given:      {rate(singles, 2000):8,.0f} examples/s")
     print(f"batch files of 1,000 rows, drawn+encoded:  {raw_rate(batches, 300, lambda b: b.body):8,.1f} files/s "

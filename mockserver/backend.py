@@ -108,7 +108,9 @@ class MockBackend:
                 self.journal.clear()
                 self._rng = random.Random(self.config.seed)
                 if self.faults is not None:
-                    self.faults.clear()
+                    # ids restart too: an unseeded rule's stream derives from its id, so a reset fake
+                    # must meet the same faults as a fresh one
+                    self.faults.reset(self.config.seed)
             else:
                 self._tenants.pop(tenant, None)
                 if self.faults is not None:
@@ -175,7 +177,11 @@ class MockBackend:
 
     # --- clock -----------------------------------------------------------------------------------
     def advance(self, seconds: float) -> float:
-        """Move the fake's clock forward; time-based batches and delayed updates settle on next read."""
+        """Move the fake's clock forward; time-based batches and delayed updates settle on next read.
+
+        Raises ``ValueError`` (:class:`~mockserver.clock.ClockRangeError`) for a move that would take the
+        clock, in total, past 9000-01-01 (:data:`~mockserver.clock.MAX_EPOCH`); the clock stays put.
+        """
         return self.clock.advance(seconds)
 
     # --- profiles --------------------------------------------------------------------------------

@@ -400,6 +400,15 @@ class FaultInjector:
             self._rules = keep
             return dropped
 
+    def reset(self, seed: int | None = None) -> None:
+        """Back to the state of a new injector: no rules, ids from 1 again (so unseeded rules draw the
+        same streams as after a fresh start), and ``seed`` if given."""
+        with self._lock:
+            self._rules = []
+            self._next_id = 1
+            if seed is not None:
+                self.seed = seed
+
     def __len__(self) -> int:
         return len(self._rules)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,8 @@ from .wsgi import WsgiBridge
 __all__ = ["SessionFake"]
 
 _LIFECYCLES: dict[str, Lifecycle] = {}
+#: How long a test's setup waits for the live server's requests of earlier tests to finish.
+SETTLE_TIMEOUT = 30.0
 
 
 def _lifecycle(spec: str) -> Lifecycle:
@@ -57,6 +60,10 @@ class SessionFake:
     def prepare(self, settings: Settings) -> None:
         """Forget everything and apply ``settings``: cheap, since nothing is rebuilt."""
         self.bridge.settle()
+        if self.server is not None and not self.server.wait_idle(SETTLE_TIMEOUT):
+            warnings.warn(f"target_profile_server: a request of an earlier test was still running after "
+                          f"{SETTLE_TIMEOUT:g} s; it may change this test's fake (a latency fault longer than "
+                          "that?)", RuntimeWarning, stacklevel=2)
         be = self.backend
         cfg = be.config
         # a test may have changed server-wide settings; restore them in place (tenants hold this object)

@@ -302,3 +302,25 @@ def test_error_request_time_follows_the_fake_clock(client: FlaskClient, backend:
     backend.clock.freeze(1503078819.003)
     body = client.get("/acme/target/authentication/token?authorizationScope=x").get_json(force=True)
     assert body["requestTime"] == "2017-08-18T17:53:39.003+00:00"
+
+
+def test_a_fresh_token_shows_its_full_lifetime_even_if_the_clock_ticks_meanwhile() -> None:
+    """The token is issued and its expiresIn read at two clock readings; a millisecond between them
+    must not turn 86400 into 86399 (it made the in-process and live fixtures disagree now and then)."""
+    from mockserver.clock import Clock
+    from mockserver.models.tenant import Token
+
+    class Ticking(Clock):
+        def now(self) -> float:  # every reading is a millisecond later than the one before
+            with self._lock:
+                assert self._frozen is not None
+                self._frozen += 0.001
+                return self._frozen
+
+    be = MockBackend(clock=Ticking(frozen_at=1_700_000_000.0))
+    body = create_app(be).test_client().get("/acme/target/authentication/token?authorizationScope=profile_api")
+    assert body.get_json(force=True)["expiresIn"] == be.config.token_ttl
+    tok = Token("t", 1_000, 3600.0)
+    assert tok.expires_in(1_999) == 3600 and tok.expires_in(2_000) == 3599
+    assert tok.expires_in(1_000 + 3_600_000 - 1) == 1 and tok.valid(1_000 + 3_600_000 - 1)
+    assert tok.expires_in(1_000 + 3_600_000) == 0 and not tok.valid(1_000 + 3_600_000)

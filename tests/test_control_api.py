@@ -224,6 +224,48 @@ def test_clock_errors_are_400(client, body):
     assert r.status_code == 400 and r.get_json()["error"]
 
 
+CENTURY = 100 * 365 * 86_400
+
+
+def test_repeated_advances_stop_before_the_clock_leaves_the_renderable_range(client, backend):
+    """Many allowed advances must not add up past year 9999, where every rendered timestamp would fail."""
+    from mockserver.clock import MAX_EPOCH
+
+    client.post("/_mock/clock", json={"freeze": True, "at": MAX_EPOCH - 1.5 * CENTURY})
+    assert client.post("/_mock/clock", json={"advance": CENTURY}).status_code == 200
+    before = client.get("/_mock/clock").get_json()
+    r = client.post("/_mock/clock", json={"advance": CENTURY})
+    assert r.status_code == 400 and "9000-01-01" in r.get_json()["error"]
+    assert client.get("/_mock/clock").get_json() == before  # refused, not half-applied
+    with pytest.raises(ValueError, match="9000-01-01"):
+        backend.advance(CENTURY)
+    # what used to fail with a 500: a profile written at the latest instant still renders
+    assert client.post("/_mock/clock", json={"advance": MAX_EPOCH - before["now"]}).status_code == 200
+    backend.seed_profile("demo", tnt_id="1000000000000-000001", attributes={"a": "1"})
+    r = client.get("/_mock/tenants/demo/profiles")
+    assert r.status_code == 200 and r.get_json()[0]["modifiedAt"]["a"].startswith("9000-01-01T")
+
+
+def test_a_running_clock_is_bounded_too(client):
+    for _ in range(80):  # 80 centuries from now: past year 9000
+        r = client.post("/_mock/clock", json={"advance": CENTURY})
+        if r.status_code != 200:
+            break
+    assert r.status_code == 400 and "9000-01-01" in r.get_json()["error"]
+    assert client.get("/_mock/clock").get_json()["now"] < 221_845_392_000
+    assert client.get("/_mock/tenants/demo/profiles").status_code == 200
+
+
+@pytest.mark.parametrize("at", [221_845_392_001, -1])
+def test_freeze_outside_the_range_is_400(client, backend, at):
+    before = backend.clock.now()
+    r = client.post("/_mock/clock", json={"freeze": True, "at": at})
+    assert r.status_code == 400 and r.get_json()["error"]
+    with pytest.raises(ValueError, match="9000-01-01"):
+        backend.clock.freeze(at)
+    assert backend.clock.now() == before
+
+
 def test_advance_drives_time_based_batches(bulk, client):
     client.put("/_mock/lifecycle", json={"lifecycle": "seconds=90"})
     sub = bulk.submit(BODY)
@@ -331,3 +373,10 @@ def test_cli_options_for_the_lock_and_the_status_host():
                                                  "--status-host", "mboxedge45.tt.omtrdc.net"]))
     assert cfg.control_token == "s3cret" and cfg.status_host == "mboxedge45.tt.omtrdc.net"
     assert config_from_args(_parser().parse_args(["serve"])).control_token is None
+
+
+def test_a_refused_advance_leaves_the_freeze_undone_too(client, backend):
+    backend.clock.unfreeze()
+    r = client.post("/_mock/clock", json={"freeze": True, "advance": -5})
+    assert r.status_code == 400
+    assert client.get("/_mock/clock").get_json()["frozen"] is False

@@ -356,6 +356,26 @@ def test_reset_clears_faults(be: MockBackend) -> None:
     assert be.faults.list() == []
 
 
+
+def test_a_full_reset_restores_the_injector_to_a_fresh_start() -> None:
+    """Unseeded rules draw from a stream derived from their id: after POST /_mock/reset they must meet
+    the same faults as on a new server, not carry on from ids the earlier test used up."""
+    def pattern(be: MockBackend) -> tuple[int, list[bool]]:
+        rule = be.faults.add(500, operation="token", probability=0.5)
+        return rule["id"], [be.faults.take("token", "acme") is not None for _ in range(40)]
+
+    fresh = pattern(MockBackend(MockConfig(seed=3)))
+    be = MockBackend(MockConfig(seed=3))
+    client = create_app(be).test_client()
+    for _ in range(3):
+        be.faults.add(503, operation="fetch", probability=0.5)
+    pattern(be)
+    assert client.post("/_mock/reset").status_code == 200
+    assert pattern(be) == fresh
+    assert fresh[0] == 1 and True in fresh[1] and False in fresh[1]
+    be.reset("acme")  # a tenant reset keeps the queue's numbering: other tenants' rules stay as they are
+    assert be.faults.add(500)["id"] == 2
+
 # --- the Python API refuses bad faults clearly ---------------------------------------------------
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"kind": "explode"}, "unknown fault kind 'explode'"),

@@ -31,19 +31,25 @@ def check_sizes(min_size: int, max_size: int | None, default: int, *, floor: int
     return max_size
 
 
-@st.composite
-def _tnt_ids(draw: st.DrawFn, with_location_hint: bool | None) -> str:
+def _tnt_id(head: int, rest: int = 0, hint_offset: int = 0) -> str:
     # documented examples: 1368007744041-575948.01_00, 111492025094307-353046, 1436187396849-250353.03_03
-    head = draw(st.integers(10**12, 10**15 - 1))
-    tail = draw(st.integers(0, 999_999))
+    # ``rest`` packs the 6-digit number (low digits) and the location hint (0 none, odd ``.NN``, even
+    # ``.NN_NN``): one draw instead of four, and small values (which Hypothesis favours and shrinks
+    # towards) mean no hint
+    hint, tail = divmod(rest, 1_000_000)
+    hint += hint_offset
     base = f"{head}-{tail:06d}"
-    hint = draw(st.booleans()) if with_location_hint is None else with_location_hint
-    if not hint:
+    if hint <= 0:
         return base
-    node = draw(st.integers(0, 99))
-    if draw(st.booleans()):
-        return f"{base}.{node:02d}_{draw(st.integers(0, 99)):02d}"
-    return f"{base}.{node:02d}"
+    node, odd = divmod(hint, 2)
+    if odd:
+        return f"{base}.{node % 100:02d}"
+    node -= 1
+    return f"{base}.{node // 100:02d}_{node % 100:02d}"
+
+
+_HEADS = st.integers(10**12, 10**15 - 1)
+_HINTS = 2 * 100 * 100  # 1 .. _HINTS are the location hints
 
 
 def tnt_ids(*, with_location_hint: bool | None = None) -> st.SearchStrategy[str]:
@@ -54,7 +60,11 @@ def tnt_ids(*, with_location_hint: bool | None = None) -> st.SearchStrategy[str]
     """
     if with_location_hint not in (None, True, False):
         raise InvalidArgument(f"with_location_hint={with_location_hint!r} must be True, False or None")
-    return _tnt_ids(with_location_hint)
+    if with_location_hint is None:
+        return st.builds(_tnt_id, _HEADS, st.integers(0, (_HINTS + 1) * 1_000_000 - 1))
+    if with_location_hint:
+        return st.builds(_tnt_id, _HEADS, st.integers(0, _HINTS * 1_000_000 - 1), st.just(1))
+    return st.builds(_tnt_id, _HEADS, st.integers(0, 999_999))
 
 
 def third_party_ids(*, min_size: int = 1, max_size: int | None = None,
@@ -67,11 +77,14 @@ def third_party_ids(*, min_size: int = 1, max_size: int | None = None,
     """
     max_size = check_sizes(min_size, max_size, LIMITS.third_party_id_max_chars, floor=1,
                            ceiling=LIMITS.third_party_id_max_chars)
-    chars = alphabet if alphabet is not None else st.characters(exclude_categories=("Cs", "Cc"),
-                                                                exclude_characters="+/")
+    if alphabet is None:
+        # a plain characters() alphabet keeps st.text on its fast path (no draw per character)
+        return st.text(_THIRD_PARTY_CHARS, min_size=min_size, max_size=max_size)
     # a forbidden character is mapped to a fixed allowed one rather than filtered: generation never stalls
-    chars = chars.map(lambda c: "_" if c in "+/" else c)
-    return st.text(chars, min_size=min_size, max_size=max_size)
+    return st.text(alphabet.map(lambda c: "_" if c in "+/" else c), min_size=min_size, max_size=max_size)
+
+
+_THIRD_PARTY_CHARS = st.characters(exclude_categories=("Cs", "Cc"), exclude_characters="+/")
 
 
 def attribute_names(*, min_size: int = 1, max_size: int | None = None) -> st.SearchStrategy[str]:
@@ -81,31 +94,47 @@ def attribute_names(*, min_size: int = 1, max_size: int | None = None) -> st.Sea
     fake strips as a prefix). Default ``max_size`` is 32.
     """
     max_size = check_sizes(min_size, max_size, 32, floor=1)
-    return st.builds(lambda a, b: a + b, st.sampled_from(_NAME_START),
-                     st.text(NAME_CHARS, min_size=min_size - 1, max_size=max_size - 1)).map(
-        lambda n: "P" + n[1:] if n.startswith("profile.") else n)
+    # one text draw, its first character moved onto a letter (rather than a separate draw for it)
+    return st.text(NAME_CHARS, min_size=min_size, max_size=max_size).map(_as_name)
+
+
+_TO_LETTER = str.maketrans("0123456789_-.", "abcdefghijklm")
+
+
+def _as_name(text: str) -> str:
+    name = text[0].translate(_TO_LETTER) + text[1:]
+    return "P" + name[1:] if name.startswith("profile.") else name
+
+
+#: Names real profiles use; attribute maps draw most names from here, so updates keep meeting the same
+#: attributes (overwrites, case and punctuation in names) while a fresh name still turns up.
+COMMON_NAMES = ("tier", "email", "firstName", "city", "a", "b", "loyalty.points", "favorite-color", "x_y",
+                "Tier")
 
 
 #: The characters that break naive encoders; values draw them often, not only by chance.
 RESERVED_CHARS = '+&=%,"'
 
 
+#: Values that break naive encoders or decoders, drawn often rather than left to chance.
+INTERESTING_VALUES = ("", "+", "&", "=", "%", ",", '"', " ", RESERVED_CHARS, "a+b", "x&y=z", "100%", "%41",
+                      "%%20", "a,b", '"quoted"', "1+1=2", "é", "Grüße & Küsse", "日本語", "😀=%", "\u00a0",
+                      "tab\tnew\nline", ";#?/", "  padded  ", "null")
+
+
 def attribute_values(*, min_size: int = 0, max_size: int | None = None) -> st.SearchStrategy[str]:
     """Attribute values: any Unicode text (no lone surrogates, which UTF-8 cannot carry), with the
-    reserved characters ``+ & = % , "`` and the empty value drawn often. Default ``max_size`` is 64.
+    reserved characters ``+ & = % , "``, non-ASCII and the empty value drawn often. Default
+    ``max_size`` is 64.
 
     An empty value is valid to send but never sets or clears an attribute (EL-BULK 2025-10-28).
     """
     max_size = check_sizes(min_size, max_size, 64)
-    # three plain text strategies (each on Hypothesis's fast path for alphabets) rather than one text of
-    # a one_of alphabet, which costs a draw per character and runs ten times slower
-    reserved = RESERVED_CHARS + " \n\t;#?"
-    return st.one_of(
-        st.text(_VALUE_CHARS, min_size=min_size, max_size=max_size),
-        st.text(reserved, min_size=min_size, max_size=max_size),
-        st.builds(lambda a, b: a + b, st.text(_VALUE_CHARS, max_size=max_size // 2),
-                  st.text(reserved, min_size=min_size, max_size=max_size - max_size // 2)),
-    )
+    text = st.text(_VALUE_CHARS, min_size=min_size, max_size=max_size)
+    # Two draws per value: which branch, then the value. A text whose alphabet mixes the reserved
+    # characters in would cost a draw per character and run several times slower.
+    known = [v for v in INTERESTING_VALUES if min_size <= len(v) <= max_size]
+    return st.one_of(st.sampled_from(known), text) if known else text
 
 
 _VALUE_CHARS = st.characters(exclude_categories=("Cs",))
@@ -114,9 +143,21 @@ _VALUE_CHARS = st.characters(exclude_categories=("Cs",))
 def profile_attributes(*, min_size: int = 0, max_size: int | None = None,
                        names: st.SearchStrategy[str] | None = None,
                        values: st.SearchStrategy[str] | None = None) -> st.SearchStrategy[dict[str, str]]:
-    """Attribute maps ``{name: value}``; default names :func:`attribute_names`, values
-    :func:`attribute_values`, ``max_size`` 8."""
-    max_size = check_sizes(min_size, max_size, 8)
-    return st.dictionaries(names if names is not None else attribute_names(),
-                           values if values is not None else attribute_values(),
-                           min_size=min_size, max_size=max_size)
+    """Attribute maps ``{name: value}``; ``max_size`` defaults to 4. Default values are
+    :func:`attribute_values`; default names are :data:`COMMON_NAMES` in half the maps, and in the other
+    half a fresh :func:`attribute_names` one draw in three, mixed with common ones."""
+    max_size = check_sizes(min_size, max_size, 4)
+    values = values if values is not None else _DEFAULT_VALUES
+    if names is not None:
+        return st.dictionaries(names, values, min_size=min_size, max_size=max_size)
+    # A key drawn from a plain sampled_from costs one choice, and a one_of of names three draws, so the
+    # choice between common and fresh names is made once per map rather than once per name.
+    return st.one_of(st.dictionaries(_COMMON, values, min_size=min_size, max_size=max_size),
+                     st.dictionaries(_MIXED_NAMES, values, min_size=min_size, max_size=max_size))
+
+
+_COMMON = st.sampled_from(COMMON_NAMES)
+# the common names as two branches (one_of picks a branch uniformly): a fresh name one draw in three
+_MIXED_NAMES = st.one_of(st.sampled_from(COMMON_NAMES[:5]), st.sampled_from(COMMON_NAMES[5:]),
+                         attribute_names(max_size=16))
+_DEFAULT_VALUES = attribute_values()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from types import MappingProxyType
 from typing import Literal
 from urllib.parse import quote, urlencode
@@ -60,30 +60,46 @@ def _single_request(client: str, id_kind: IdKind, profile_id: str, attributes: M
     return HttpRequest("POST", path, "", encoded.encode("ascii"), FORM_HEADERS)
 
 
-def _fits(client: str, id_kind: IdKind, profile_id: str, attributes: Mapping[str, str], method: Method) -> bool:
-    req = _single_request(client, id_kind, profile_id, attributes, method)
-    if method == "GET":
+def _fits(req: HttpRequest) -> bool:
+    if req.method == "GET":
         return len(req.target.encode()) <= LIMITS.single_get_bytes
     return len(req.query) + len(req.body) <= LIMITS.single_post_bytes
 
 
-@st.composite
-def _single_updates(draw: st.DrawFn, client: str, methods: st.SearchStrategy[Method],
-                    id_kinds: st.SearchStrategy[IdKind], attributes: st.SearchStrategy[dict[str, str]],
-                    tnt: st.SearchStrategy[str], third: st.SearchStrategy[str]) -> SingleUpdateCall:
-    id_kind = draw(id_kinds)
-    profile_id = draw(tnt if id_kind == "mboxPC" else third)
-    attrs = draw(attributes)
-    method = draw(methods)
-    # Keep within the documented sizes without filtering: drop trailing attributes until it fits
-    # (shrinking then favours the smaller requests anyway).
-    while len(attrs) > 1 and not _fits(client, id_kind, profile_id, attrs, method):
-        attrs = dict(list(attrs.items())[:-1])
-    if not _fits(client, id_kind, profile_id, attrs, method):
-        name = next(iter(attrs))
-        attrs = {name: attrs[name][:64]}
-    return SingleUpdateCall(_single_request(client, id_kind, profile_id, attrs, method), client, id_kind,
-                            profile_id, _freeze(attrs))
+def _single_call(client: str, head: tuple[Method, IdKind, str], attrs: dict[str, str]) -> SingleUpdateCall:
+    method, id_kind, profile_id = head
+    req = _single_request(client, id_kind, profile_id, attrs, method)
+    if not _fits(req):
+        # Keep within the documented sizes without filtering: drop trailing attributes until it fits
+        # (shrinking then favours the smaller requests anyway).
+        while len(attrs) > 1 and not _fits(req):
+            attrs = dict(list(attrs.items())[:-1])
+            req = _single_request(client, id_kind, profile_id, attrs, method)
+        if not _fits(req):
+            name = next(iter(attrs))
+            attrs = {name: attrs[name][:64]}
+            req = _single_request(client, id_kind, profile_id, attrs, method)
+    return SingleUpdateCall(req, client, id_kind, profile_id, _freeze(attrs))
+
+
+def _heads(methods: st.SearchStrategy[Method] | None, id_kinds: st.SearchStrategy[IdKind] | None,
+           tnt: st.SearchStrategy[str], third: st.SearchStrategy[str]) -> st.SearchStrategy[tuple[Method, IdKind, str]]:
+    """``(method, id kind, profile id)``. With the default methods and kinds, the branch of one one_of
+    decides both (every layer of drawing costs, and a single update is drawn thousands of times a run)."""
+    ids = {"mboxPC": tnt, "mbox3rdPartyId": third}
+    if methods is None and id_kinds is None:
+        return st.one_of(*(ids[k].map(partial(_head, m, k)) for k in ids for m in ("GET", "POST")))
+    kinds = id_kinds if id_kinds is not None else st.sampled_from(tuple(ids))
+    return st.tuples(methods if methods is not None else _METHODS, kinds.flatmap(
+        lambda k: ids[k].map(partial(_pair, k)))).map(lambda t: (t[0], *t[1]))
+
+
+def _head(method: Method, kind: IdKind, profile_id: str) -> tuple[Method, IdKind, str]:
+    return method, kind, profile_id
+
+
+def _pair(kind: IdKind, profile_id: str) -> tuple[IdKind, str]:
+    return kind, profile_id
 
 
 def single_updates(
@@ -99,16 +115,16 @@ def single_updates(
     one ``profile.<name>`` parameter, percent-encoded UTF-8, within 8 KB (GET) / 60 KB (POST).
 
     POST sends the parameters as an ``application/x-www-form-urlencoded`` body. Every argument that
-    varies is a strategy: e.g. ``methods=st.just("POST")``.
+    varies is a strategy: e.g. ``methods=st.just("POST")``. Default attributes are
+    ``profile_attributes(min_size=1, max_size=3)``.
     """
     _check_client(client)
-    return _single_updates(
-        client,
-        methods if methods is not None else st.sampled_from(("GET", "POST")),
-        id_kinds if id_kinds is not None else st.sampled_from(("mboxPC", "mbox3rdPartyId")),
-        attributes if attributes is not None else profile_attributes(min_size=1),
-        tnt_ids if tnt_ids is not None else _default_tnt,
-        third_party_ids if third_party_ids is not None else _default_third,
+    # builds() over flat strategies rather than a composite, for the same reason as in _heads
+    return st.builds(
+        partial(_single_call, client),
+        _heads(methods, id_kinds, tnt_ids if tnt_ids is not None else _default_tnt,
+               third_party_ids if third_party_ids is not None else _default_third),
+        attributes if attributes is not None else _default_attributes,
     )
 
 
@@ -117,8 +133,10 @@ def _check_client(client: str) -> None:
         raise InvalidArgument(f"client={client!r} must be a client code such as 'demo' (letters, digits, - and _)")
 
 
+_METHODS: st.SearchStrategy[Method] = st.sampled_from(("GET", "POST"))
 _default_tnt = b.tnt_ids()
 _default_third = b.third_party_ids()
+_default_attributes = profile_attributes(min_size=1, max_size=3)
 
 
 # --- batch files -----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -21,12 +22,15 @@ class Token:
     ttl: float | None
 
     def expires_in(self, now_ms: int) -> int:
+        """Whole seconds left, rounded up: a token read in the same response that issued it shows its
+        full lifetime even when the clock ticks a millisecond in between, and a valid token never
+        shows 0."""
         if self.ttl is None:
             return 2**31 - 1
-        return max(0, int(self.ttl - (now_ms - self.issued_ms) / 1000))
+        return max(0, math.ceil(self.ttl - (now_ms - self.issued_ms) / 1000))
 
     def valid(self, now_ms: int) -> bool:
-        # compare in milliseconds: expires_in rounds down to whole seconds, which would end a token early
+        # compare in milliseconds, not through expires_in's whole seconds
         return self.ttl is None or now_ms - self.issued_ms < self.ttl * 1000
 
 

@@ -114,25 +114,30 @@ _MAX_EPOCH = 221_845_392_000.0  # 9000-01-01: later instants overflow date rende
 def post_clock() -> Response:
     body = _body()
     clock = backend().clock
-    if "freeze" in body:
-        if body["freeze"]:
-            at = body.get("at")
-            if at is not None and (isinstance(at, bool) or not isinstance(at, (int, float))):
-                raise ControlError(f"at takes epoch seconds (a number), got {at!r}")
-            if at is not None and not 0 <= at <= _MAX_EPOCH:
-                raise ControlError(f"at={at!r} is outside 0..{_MAX_EPOCH:g} (epoch seconds before year 9000)")
-            clock.freeze(at)
-        else:
-            clock.unfreeze()
-    if "advance" in body:
-        try:
-            seconds = float(body["advance"])
-            # a clock pushed past year 9999 breaks every timestamp the fake renders afterwards
-            if not 0 <= seconds <= _MAX_ADVANCE:
-                raise ValueError(f"{seconds!r} is outside 0..{_MAX_ADVANCE:g}")
-            clock.advance(seconds)
-        except (TypeError, ValueError) as exc:
-            raise ControlError(f"advance takes a number of seconds >= 0: {exc}") from None
+    before = clock.snapshot()
+    try:  # freeze and advance together, or not at all
+        if "freeze" in body:
+            if body["freeze"]:
+                at = body.get("at")
+                if at is not None and (isinstance(at, bool) or not isinstance(at, (int, float))):
+                    raise ControlError(f"at takes epoch seconds (a number), got {at!r}")
+                if at is not None and not 0 <= at <= _MAX_EPOCH:
+                    raise ControlError(f"at={at!r} is outside 0..{_MAX_EPOCH:g} (epoch seconds before year 9000)")
+                clock.freeze(at)
+            else:
+                clock.unfreeze()
+        if "advance" in body:
+            try:
+                seconds = float(body["advance"])
+                # a clock pushed past year 9999 breaks every timestamp the fake renders afterwards
+                if not 0 <= seconds <= _MAX_ADVANCE:
+                    raise ValueError(f"{seconds!r} is outside 0..{_MAX_ADVANCE:g}")
+                clock.advance(seconds)
+            except (TypeError, ValueError) as exc:
+                raise ControlError(f"advance takes a number of seconds >= 0: {exc}") from None
+    except ControlError:
+        clock.restore(before)
+        raise
     return json_response(clock.to_dict())
 
 

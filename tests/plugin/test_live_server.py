@@ -57,3 +57,53 @@ def test_live_server_strict_check_and_marker(run: Run) -> None:
     ''')
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*error id.third-party-chars*", "*Reproduce: curl -X POST*"])
+
+
+def test_a_call_its_client_gave_up_on_ends_before_the_next_test_starts(run: Run) -> None:
+    """A latency fault longer than the client's timeout: the server works on, as a real one would, and
+    the next test's reset waits for that call instead of letting it land in the fresh state."""
+    result = run('''
+        import time, pytest, requests
+
+        def test_gives_up_on_a_slow_update(target_profile_server):
+            tp = target_profile_server
+            tp.seed_profile("c-1", attributes={"tier": "bronze"})
+            tp.add_fault("latency", latency=0.6, operation="single-update", times=1)
+            with pytest.raises(requests.exceptions.ReadTimeout):
+                requests.get(tp.url + "/m2/demo/profile/update?mbox3rdPartyId=c-1&profile.tier=gold",
+                             timeout=(5, 0.05))
+
+        def test_next_starts_clean(target_profile_server):
+            tp = target_profile_server
+            tp.seed_profile("c-1", attributes={"tier": "silver"})
+            time.sleep(0.8)  # past the end of the slow call, had it still been running
+            assert tp.requests() == []
+            assert tp.profile("c-1")["attributes"] == {"tier": "silver"}
+    ''')
+    result.assert_outcomes(passed=2)
+
+
+def test_live_server_counts_requests_in_flight() -> None:
+    import threading
+    import time
+
+    import requests
+
+    from mockserver import MockBackend, create_app
+    from mockserver.server import LiveServer
+
+    be = MockBackend()
+    be.faults.add("latency", latency=0.4, operation="fetch", times=1)
+    with LiveServer(create_app(be)) as server:
+        slow = threading.Thread(target=requests.get, args=(server.url + "/rest/v1/profiles/x?client=demo",),
+                                kwargs={"timeout": 5})
+        slow.start()
+        deadline = time.monotonic() + 5
+        while server.in_flight == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.in_flight == 1
+        assert server.wait_idle(0.05) is False  # bounded: gives up while the call still runs
+        assert server.wait_idle(5) is True and server.in_flight == 0
+        slow.join()
+        assert requests.get(server.url + "/_mock/health", timeout=5).status_code == 200
+        assert server.in_flight == 0
