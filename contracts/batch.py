@@ -17,7 +17,7 @@ from typing import BinaryIO, Literal, overload
 from urllib.parse import quote, unquote, unquote_plus
 
 from .ids import TNT_ID_RE
-from .rules import LIMITS, Severity, Violation, rule
+from .rules import LIMITS, Judged, Severity, Violation, rule
 
 __all__ = ["BatchFile", "BatchKey", "BatchRows", "Transport", "decode_row", "encode_batch", "encode_cell",
            "parse_batch"]
@@ -101,7 +101,7 @@ class BatchRows(Sequence[tuple[str, ...]]):
 
 
 @dataclass(slots=True)
-class BatchFile:
+class BatchFile(Judged):
     """A parsed batch file.
 
     ``rows`` hold one tuple a row: the id first, then the decoded cells in header order (a short row
@@ -113,14 +113,6 @@ class BatchFile:
     rows: Sequence[tuple[str, ...]] = field(default_factory=BatchRows)
     violations: list[Violation] = field(default_factory=list)
     size: int = 0  #: bytes read
-
-    @property
-    def errors(self) -> list[Violation]:
-        return [v for v in self.violations if v.severity is Severity.ERROR]
-
-    @property
-    def accepted(self) -> bool:
-        return not self.errors
 
     @property
     def row_count(self) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["LIMITS", "RULES", "Limits", "Rule", "Severity", "Violation", "rule"]
+__all__ = ["LIMITS", "RULES", "Judged", "Limits", "Rule", "Severity", "Violation", "rule"]
 
 
 class Severity(StrEnum):
@@ -92,6 +92,27 @@ class Violation:
             "documented": self.rule.documented,
             "fix": self.rule.fix,
         }
+
+
+class Judged:
+    """Mixin for anything carrying ``violations``: its errors, deviations and verdict."""
+
+    __slots__ = ()
+    violations: list[Violation]
+
+    @property
+    def errors(self) -> list[Violation]:
+        """The violations Adobe would refuse."""
+        return [v for v in self.violations if v.rule.severity is Severity.ERROR]
+
+    @property
+    def deviations(self) -> list[Violation]:
+        """The violations that only work against this fake."""
+        return [v for v in self.violations if v.rule.severity is Severity.DEVIATION]
+
+    @property
+    def accepted(self) -> bool:
+        return not self.errors
 
 
 _E, _D = Severity.ERROR, Severity.DEVIATION

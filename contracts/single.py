@@ -9,9 +9,10 @@ from typing import Literal
 from urllib.parse import quote, unquote, urlencode
 
 from .ids import check_third_party_id, check_tnt_id
-from .rules import LIMITS, Severity, Violation, rule
+from .rules import LIMITS, Judged, Violation, rule
 
-__all__ = ["IdKind", "SingleUpdate", "SingleUpdateRequest", "build_single_update", "parse_single_update"]
+__all__ = ["IdKind", "SingleUpdate", "SingleUpdateRequest", "build_single_update", "parse_single_update",
+           "query_pairs"]
 
 IdKind = Literal["mboxPC", "mbox3rdPartyId"]
 PROFILE_PREFIX = "profile."
@@ -19,7 +20,7 @@ FORM = "application/x-www-form-urlencoded"
 
 
 @dataclass(slots=True)
-class SingleUpdate:
+class SingleUpdate(Judged):
     """A parsed single update: which profile, which attributes, and what broke the contract."""
 
     id_kind: IdKind | None
@@ -28,18 +29,11 @@ class SingleUpdate:
     violations: list[Violation] = field(default_factory=list)
     other_id: tuple[IdKind, str] | None = None  #: the second identifier, when both were sent
 
-    @property
-    def errors(self) -> list[Violation]:
-        return [v for v in self.violations if v.severity is Severity.ERROR]
 
-    @property
-    def accepted(self) -> bool:
-        return not self.errors
-
-
-def _query_pairs(text: str) -> list[tuple[str, str]]:
+def query_pairs(text: str, *, errors: str = "replace") -> list[tuple[str, str]]:
     """``parse_qsl(text, keep_blank_values=True)``, unquoting only the parts that need it: most
-    parameters carry no ``%`` or ``+``, and the per-part calls were most of the parse."""
+    parameters carry no ``%`` or ``+``, and the per-part calls were most of the parse. ``errors`` is
+    the codec error handler for escapes that do not decode as UTF-8."""
     pairs = []
     for part in text.split("&"):
         if not part:
@@ -48,7 +42,7 @@ def _query_pairs(text: str) -> list[tuple[str, str]]:
         if "+" in part:
             name, value = name.replace("+", " "), value.replace("+", " ")
         if "%" in part:
-            name, value = unquote(name), unquote(value)
+            name, value = unquote(name, errors=errors), unquote(value, errors=errors)
         pairs.append((name, value))
     return pairs
 
@@ -105,12 +99,12 @@ def parse_single_update(
     if violations:  # too large to read further: Adobe's front end refuses it as it is
         return SingleUpdate(None, None, {}, violations)
 
-    params = _query_pairs(query)
+    params = query_pairs(query)
     if method == "POST" and body:
         ctype = content_type.split(";", 1)[0].strip().lower()
         if ctype == FORM or ctype == "":
             try:
-                params += _query_pairs(body.decode("utf-8"))
+                params += query_pairs(body.decode("utf-8"))
             except UnicodeDecodeError:
                 violations.append(Violation(rule("single.unknown-body"),
                                             "the form body is not UTF-8 text", "body"))

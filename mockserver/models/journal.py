@@ -8,12 +8,12 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import unquote
 
 from werkzeug.datastructures import EnvironHeaders, MultiDict
 from werkzeug.wrappers import Request
 
-from contracts.rules import Severity, Violation
+from contracts.rules import Judged, Violation
+from contracts.single import query_pairs
 
 #: Bodies are kept up to this many bytes; a 50 MB batch file is summarised, not copied.
 BODY_KEEP = 64 * 1024
@@ -30,16 +30,7 @@ def query_args(query_string: bytes) -> MultiDict[str, str]:
     unencoded Latin-1 must get the contract's answer instead, so bad bytes are replaced or kept quoted.
     """
     text = query_string.decode("utf-8", "replace")
-    pairs = []
-    for part in text.split("&"):  # parse_qsl(keep_blank_values=True), unquoting only the parts that need it
-        if not part:
-            continue
-        name, _, value = part.partition("=")
-        if "+" in part:
-            name, value = name.replace("+", " "), value.replace("+", " ")
-        if "%" in part:
-            name, value = unquote(name, errors="werkzeug.url_quote"), unquote(value, errors="werkzeug.url_quote")
-        pairs.append((name, value))
+    pairs = query_pairs(text, errors="werkzeug.url_quote")
     return MultiDict(pairs)
 
 
@@ -59,7 +50,7 @@ def environ_snapshot(environ: Mapping[str, Any]) -> dict[str, str]:
     return {k: v for k, v in environ.items() if v.__class__ is str}
 
 
-class JournalEntry:
+class JournalEntry(Judged):
     """One request as the fake saw and answered it.
 
     ``url``, ``path``, ``query`` and ``headers`` of an entry recorded by the fake are worked out from the
@@ -169,14 +160,6 @@ class JournalEntry:
         return all(getattr(self, f) == getattr(other, f) for f in self._FIELDS)
 
     __hash__ = None  # type: ignore[assignment]
-
-    @property
-    def errors(self) -> list[Violation]:
-        return [v for v in self.violations if v.severity is Severity.ERROR]
-
-    @property
-    def deviations(self) -> list[Violation]:
-        return [v for v in self.violations if v.severity is Severity.DEVIATION]
 
     def header(self, name: str) -> str | None:
         low = name.lower()
