@@ -366,7 +366,7 @@ def parse_batch(
     counter = [0]
     result = BatchFile(None, ())
     if transport == "csv":
-        tally.add("batch.content-type", "the batch was sent as text/csv", "Content-Type")
+        tally.add("batch.content-type", "the batch was sent as a text/csv or text/plain body", "Content-Type")
     elif transport == "multipart":
         tally.add("batch.multipart", "the batch was sent as a multipart upload", "Content-Type")
     rows = BatchRows()
