@@ -57,18 +57,27 @@ def raw_rate(strategy, n: int, use=lambda x: None) -> float:  # type: ignore[no-
 
 
 def main() -> None:
+    import argparse
+
     from hypothesis import strategies as st
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny runs (a smoke run; the figures mean nothing)")
+    scale = 50 if parser.parse_args().quick else 1
+
+    def n(count: int) -> int:
+        return max(2, count // scale)
 
     singles = single_updates()
     batches = batch_files(min_rows=1000, max_rows=1000)
     # what plain Hypothesis manages on this machine, to read the figures against
-    print(f"baseline st.integers(), drawn:              {raw_rate(st.integers(), 5000):8,.0f} examples/s")
-    print(f"baseline st.integers(), through @given:     {rate(st.integers(), 2000):8,.0f} examples/s")
-    print(f"valid single updates, drawn:               {raw_rate(singles, 5000):8,.0f} examples/s (target >= 1,000)")
-    print(f"valid single updates, through @given:      {rate(singles, 2000):8,.0f} examples/s")
-    print(f"batch files of 1,000 rows, drawn+encoded:  {raw_rate(batches, 300, lambda b: b.body):8,.1f} files/s "
+    print(f"baseline st.integers(), drawn:              {raw_rate(st.integers(), n(5000)):8,.0f} examples/s")
+    print(f"baseline st.integers(), through @given:     {rate(st.integers(), n(2000)):8,.0f} examples/s")
+    print(f"valid single updates, drawn:               {raw_rate(singles, n(5000)):8,.0f} examples/s (target >= 1,000)")
+    print(f"valid single updates, through @given:      {rate(singles, n(2000)):8,.0f} examples/s")
+    print(f"batch files of 1,000 rows, drawn+encoded:  {raw_rate(batches, n(300), lambda b: b.body):8,.1f} files/s "
           "(target >= 20)")
-    print(f"batch files of 1,000 rows, through @given: {rate(batches, 200, lambda b: b.body):8,.1f} files/s")
+    print(f"batch files of 1,000 rows, through @given: {rate(batches, n(200), lambda b: b.body):8,.1f} files/s")
 
 
 if __name__ == "__main__":

@@ -62,3 +62,15 @@ def test_harness_runs_the_bulk_script_and_summarises_its_figures():
     assert "-- bulk.py" in out and "server peak RSS over the run" in out
     summary = out.split("== Summary", 1)[1]
     assert "bulk.py: ok" in summary and "bulk end to end, rate vs csv.reader" in summary
+
+
+def test_strategies_script_prints_every_rate():
+    out = _run("bench/strategies.py", "--quick")
+    for line in ("baseline st.integers(), drawn", "valid single updates, drawn", "batch files of 1,000 rows, drawn"):
+        assert line in out
+
+
+def test_plugin_overhead_script_prints_figures_2_and_4():
+    out = _run("bench/plugin_overhead.py", "--quick", timeout=120)
+    for line in ("per call (requests.post): fixture / stub", "per test: target_profiles / responses stub"):
+        assert line in out
