@@ -118,6 +118,8 @@ GROUPS: dict[str, tuple[str, bool]] = {
              "def test_stub_{i}():\n"
              "    responses.add(responses.POST, URL, body=BODY, status=200, content_type=XML)\n"
              "    assert requests.post(URL).status_code == 200\n", False),
+    # the in-process fixture alone (set-up, per-test reset, strict check at teardown), no call
+    "reset": ("def test_reset_{i}(target_profiles):\n    pass\n", False),
     "fixture": ("def test_fixture_{i}(target_profiles):\n"
                 "    assert requests.post(URL).status_code == 200\n", False),
     "httpserver": ("def test_httpserver_{i}(httpserver):\n"
@@ -182,6 +184,10 @@ def main() -> None:
         return statistics.median(r[a] / r[b] for r in runs)  # within a session: the same machine state
 
     report("per test: pytest alone (no fixture, no call)", f"{med('bare') * 1e3:.3f} ms")
+    report("per test: target_profiles, no call", f"{med('reset') * 1e3:.3f} ms")
+    extra = statistics.median(r["reset"] - r["bare"] for r in runs)
+    report("per test: target_profiles fixture and reset over a bare test", f"{extra * 1e3:.3f} ms", "< 1 ms",
+           extra < 1e-3)
     report("per test: bare @responses.activate stub, one call", f"{med('stub') * 1e3:.3f} ms")
     report("per test: target_profiles, one call", f"{med('fixture') * 1e3:.3f} ms")
     r = ratio("fixture", "stub")

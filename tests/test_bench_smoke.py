@@ -72,5 +72,6 @@ def test_strategies_script_prints_every_rate():
 
 def test_plugin_overhead_script_prints_figures_2_and_4():
     out = _run("bench/plugin_overhead.py", "--quick", timeout=120)
-    for line in ("per call (requests.post): fixture / stub", "per test: target_profiles / responses stub"):
+    for line in ("per call (requests.post): fixture / stub", "per test: target_profiles / responses stub",
+                 "per test: target_profiles fixture and reset over a bare test"):
         assert line in out
