@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from flask import Flask, Request, Response, request
 from werkzeug.datastructures import MultiDict
@@ -16,6 +19,8 @@ from .config import MockConfig
 from .models.journal import query_args
 from .views import admin, control, edge
 from .views.common import json_response, xml_response
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 log = logging.getLogger("target_profile_mock")
 
@@ -39,21 +44,76 @@ def create_app(backend: MockBackend | None = None, *, config: MockConfig | None 
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
-        # Unknown routes and methods answer in the shape of the API they were aimed at.
-        code = exc.code or 500
-        message = f"{request.method} {request.path}: {exc.description}"
-        if request.path.startswith("/m2/"):
-            return xml_response(status_failure(message), code)
-        if request.path.startswith("/rest/"):
-            return json_response({"status": code, "message": message}, code)
-        return json_response({"error": message}, code)
+        return http_error_response(request, exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        log.exception("unexpected error in the fake")
-        message = f"internal error in target-profile-mock ({type(exc).__name__}); please report it"
-        if request.path.startswith("/m2/"):
-            return xml_response(status_failure(message), 500)
-        return json_response({"status": 500, "message": message}, 500)
+        return unexpected_error_response(request, exc)
 
+    # Flask's documented way to wrap the app: every caller (WSGI server, test client, in-process bridge) gets it
+    app.wsgi_app = _lean_front(app, app.wsgi_app)  # type: ignore[method-assign]
     return app
+
+
+def http_error_response(req: Request, exc: HTTPException) -> Response:
+    """An HTTP error (unknown route or method) in the shape of the API it was aimed at."""
+    code = exc.code or 500
+    message = f"{req.method} {req.path}: {exc.description}"
+    if req.path.startswith("/m2/"):
+        return xml_response(status_failure(message), code)
+    if req.path.startswith("/rest/"):
+        return json_response({"status": code, "message": message}, code)
+    return json_response({"error": message}, code)
+
+
+def unexpected_error_response(req: Request, exc: Exception) -> Response:
+    """A bug in the fake: logged, and answered with a 500 in the API's shape rather than a traceback."""
+    log.exception("unexpected error in the fake")
+    message = f"internal error in target-profile-mock ({type(exc).__name__}); please report it"
+    if req.path.startswith("/m2/"):
+        return xml_response(status_failure(message), 500)
+    return json_response({"status": 500, "message": message}, 500)
+
+
+#: The edge routes a test suite calls most, as Flask's router matches them (``strict_slashes`` aside:
+#: a trailing slash, like any other path, goes through Flask).
+_HOT_PATH = re.compile(r"/(?:m2/([^/]+)/profile/update"
+                       r"|rest/v1/profiles/(?:(thirdPartyId|marketingCloudVisitorId)/)?([^/]+))\Z")
+#: The methods those routes declare; Flask answers HEAD and OPTIONS for them itself.
+_HOT_METHODS = frozenset(("GET", "POST", "PUT", "PATCH", "DELETE"))
+
+
+def _lean_front(app: Flask, flask_wsgi: WsgiApp) -> WsgiApp:
+    """Serve the single update and the profile fetches without Flask's per-request machinery.
+
+    Flask's request and app contexts, routing, signals and hooks cost more per call than these views'
+    own work. The views take the backend and the request explicitly, so this front calls the same
+    functions the Flask routes do. Everything else goes to Flask: other paths and methods, requests
+    while the fault injector holds rules (faults hook into Flask's request context), and test clients
+    that keep the request context for inspection.
+    """
+    config = app.config
+
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") not in _HOT_METHODS or "werkzeug.debug.preserve_context" in environ:
+            return flask_wsgi(environ, start_response)
+        be: MockBackend = config["BACKEND"]
+        if be.faults is not None and len(be.faults):
+            return flask_wsgi(environ, start_response)
+        req = _Request(environ)
+        match = _HOT_PATH.match(req.path)
+        if match is None:
+            return flask_wsgi(environ, start_response)
+        client, kind, profile_id = match.groups()
+        try:
+            if client is not None:
+                response = edge.single_update(be, req, client)
+            else:
+                response = edge.fetch(be, req, kind or "tntId", profile_id)  # type: ignore[arg-type]
+        except HTTPException as exc:
+            response = http_error_response(req, exc)
+        except Exception as exc:  # as Flask's handler above: never a traceback to the client
+            response = unexpected_error_response(req, exc)
+        return response(environ, start_response)
+
+    return wsgi

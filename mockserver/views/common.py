@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from flask import Request, Response, current_app, g, request
+from flask.globals import _cv_request
 from werkzeug.wsgi import get_content_length
 
 from contracts.ids import client_code_from_host
@@ -52,26 +53,39 @@ class TeeStream:
         return data
 
 
-def start_entry(operation: str, be: MockBackend | None = None) -> JournalEntry:
+def start_entry(operation: str, be: MockBackend | None = None, req: Request | None = None) -> JournalEntry:
     """Open the journal entry for this request; the view fills it in and ``finish`` closes it.
 
+    ``be`` and ``req`` default to the current Flask app's backend and request; the lean dispatch
+    (``mockserver.app``) passes them, as it runs the view outside Flask's request context.
     The entry keeps the environ's text and works out its URL, query and headers only when read.
     """
     if be is None:
         be = backend()
-    req: Request = request._get_current_object()  # type: ignore[attr-defined]
+    if req is None:
+        req = request._get_current_object()  # type: ignore[attr-defined]
     environ = req.environ
     length = environ.get("CONTENT_LENGTH")
     # what request.content_length gives (or 0), without its header lookups for the usual empty body
     size = 0 if not length or length == "0" else get_content_length(environ) or 0
     entry = JournalEntry(be.journal.next_seq(), be.now_ms(), operation, None, req.method, None, None, None, None,
                          b"", size, environ=environ_snapshot(environ))
-    g.entry = entry
+    if flask_dispatched(req):  # the fault injector finds the entry in g
+        g.entry = entry
     return entry
 
 
-def finish(response: Response, be: MockBackend | None = None) -> Response:
-    entry: JournalEntry | None = g.pop("entry", None)
+def flask_dispatched(req: Request) -> bool:
+    """Whether ``req`` is Flask's current request (not one the lean dispatch serves, perhaps while an
+    app of the caller's own has a request context of its own)."""
+    ctx = _cv_request.get(None)
+    return ctx is not None and ctx.request is req
+
+
+def finish(response: Response, be: MockBackend | None = None, entry: JournalEntry | None = None) -> Response:
+    """Close the request's journal entry (``entry``, or the one in ``g``) with ``response`` and journal it."""
+    if entry is None:
+        entry = g.pop("entry", None)
     if entry is not None:
         entry.status = response.status_code
         if not response.is_streamed:
@@ -86,20 +100,22 @@ def finish(response: Response, be: MockBackend | None = None) -> Response:
 
 
 # --- tenant and auth ----------------------------------------------------------------------------
-def m2_tenant(path_client: str, entry: JournalEntry, be: MockBackend | None = None) -> str:
+def m2_tenant(path_client: str, entry: JournalEntry, be: MockBackend | None = None,
+              req: Request | None = None) -> str:
     """The tenant of an ``/m2/<client>/`` call: the path's client code, or for the literal
     ``client`` (Adobe's examples) the Host's ``<code>.tt.omtrdc.net``, else the configured default."""
     if path_client != "client":
         return path_client
-    code = client_code_from_host(request.host) or (be or backend()).config.client_code
+    code = client_code_from_host((request if req is None else req).host) or (be or backend()).config.client_code
     entry.violations.append(Violation(rule("tenant.literal-client"),
                                       f"the path uses the literal /m2/client/; the fake took client code {code!r} "
                                       "from the Host header or its default", "path"))
     return code
 
 
-def presented_token(entry: JournalEntry) -> str | None:
-    environ = request.environ  # the headers straight from the environ: EnvironHeaders' lookups cost more
+def presented_token(entry: JournalEntry, req: Request | None = None) -> str | None:
+    # the headers straight from the environ: EnvironHeaders' lookups cost more
+    environ = (request if req is None else req).environ
     auth = environ.get("HTTP_AUTHORIZATION", "")
     scheme, _, value = auth.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
@@ -113,8 +129,8 @@ def presented_token(entry: JournalEntry) -> str | None:
 
 
 def check_auth(tenant: str, entry: JournalEntry, refuse: Callable[[Violation], Response],
-               be: MockBackend | None = None) -> Response | None:
-    token = presented_token(entry)
+               be: MockBackend | None = None, req: Request | None = None) -> Response | None:
+    token = presented_token(entry, req)
     violation = (be or backend()).check_token(tenant, token)
     if violation is None:
         return None
@@ -122,8 +138,8 @@ def check_auth(tenant: str, entry: JournalEntry, refuse: Callable[[Violation], R
     return refuse(violation)
 
 
-def auth_status() -> int:
-    return backend().config.auth_failure_status
+def auth_status(be: MockBackend | None = None) -> int:
+    return (be or backend()).config.auth_failure_status
 
 
 def refuse_update(violation: Violation, status: int | None = None) -> Response:

@@ -31,6 +31,7 @@ from .common import (
     backend,
     check_auth,
     finish,
+    flask_dispatched,
     json_response,
     m2_tenant,
     refuse_update,
@@ -46,22 +47,31 @@ def _joined(errors: list[Violation]) -> str:
     return "; ".join(v.message for v in errors)
 
 
-def _fault(operation: str, tenant: str, be: MockBackend | None = None) -> Response | None:
+def _fault(operation: str, tenant: str, be: MockBackend | None = None, req: Request | None = None) -> Response | None:
     injector = (be or backend()).faults
     # an empty queue is the usual case: skip the injector's lock and scan
-    return injector.intercept(operation, tenant) if injector is not None and len(injector) else None
+    if injector is None or not len(injector):
+        return None
+    if req is not None and not flask_dispatched(req):
+        # the lean dispatch serves a request only when the queue is empty as it comes in: a rule added
+        # since then is for later requests, as if added just after this one
+        return None
+    return injector.intercept(operation, tenant)
 
 
 # --- single update -------------------------------------------------------------------------------
 @bp.route("/m2/<client>/profile/update", methods=ALL_METHODS)
 def profile_update(client: str) -> Response:
-    be = backend()
-    req: Request = request._get_current_object()  # type: ignore[attr-defined]
-    entry = start_entry("single-update", be)
-    tenant = entry.tenant = m2_tenant(client, entry, be)
-    denied = check_auth(tenant, entry, lambda v: refuse_update(v, auth_status()), be)
+    return single_update(backend(), request._get_current_object(), client)  # type: ignore[attr-defined]
+
+
+def single_update(be: MockBackend, req: Request, client: str) -> Response:
+    """``/m2/<client>/profile/update`` for ``req``, on ``be`` (with or without Flask's request context)."""
+    entry = start_entry("single-update", be, req)
+    tenant = entry.tenant = m2_tenant(client, entry, be, req)
+    denied = check_auth(tenant, entry, lambda v: refuse_update(v, auth_status(be)), be, req)
     if denied is not None:
-        return finish(denied, be)
+        return finish(denied, be, entry)
     method = req.method
     body = b""
     environ = req.environ
@@ -83,7 +93,7 @@ def profile_update(client: str) -> Response:
     entry.violations += update.violations
     entry.parsed = {"idKind": update.id_kind, "id": update.profile_id, "attributes": update.attributes}
     if update.errors:
-        return finish(xml_response(update_failure(_joined(update.errors)), update.errors[0].rule.status), be)
+        return finish(xml_response(update_failure(_joined(update.errors)), update.errors[0].rule.status), be, entry)
     wait = be.acquire_rate(tenant, "single")
     if wait is not None:
         v = Violation(rule("rate.single"), f"client {tenant} has sent {be.tenant(tenant).single_window.limit:,} "
@@ -91,15 +101,15 @@ def profile_update(client: str) -> Response:
         entry.violations.append(v)
         resp = refuse_update(v, be.config.single_rate_status)
         resp.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
-        return finish(resp, be)
-    faulted = _fault("single-update", tenant, be)
+        return finish(resp, be, entry)
+    faulted = _fault("single-update", tenant, be, req)
     if faulted is not None:
-        return finish(faulted, be)
+        return finish(faulted, be, entry)
     assert update.id_kind is not None and update.profile_id is not None
     kind: Literal["tntId", "thirdPartyId"] = "thirdPartyId" if update.id_kind == "mbox3rdPartyId" else "tntId"
     fallback = ("tntId", update.other_id[1]) if update.other_id else None
     be.single_update(tenant, kind, update.profile_id, fallback, update.attributes)  # type: ignore[arg-type]
-    return finish(xml_response(update_success()), be)
+    return finish(xml_response(update_success()), be, entry)
 
 
 # --- bulk update ---------------------------------------------------------------------------------
@@ -251,10 +261,9 @@ def batch_status_v2(client: str) -> Response:
 
 
 # --- fetch ---------------------------------------------------------------------------------------
-def _fetch(kind: FetchKind, profile_id: str) -> Response:
-    be = backend()
-    req: Request = request._get_current_object()  # type: ignore[attr-defined]
-    entry = start_entry("fetch", be)
+def fetch(be: MockBackend, req: Request, kind: FetchKind, profile_id: str) -> Response:
+    """A ``/rest/v1/profiles/`` fetch for ``req``, on ``be`` (with or without Flask's request context)."""
+    entry = start_entry("fetch", be, req)
     tenant = req.args.get("client", "")
     if not tenant:
         tenant = client_code_from_host(req.host) or be.config.client_code
@@ -267,32 +276,33 @@ def _fetch(kind: FetchKind, profile_id: str) -> Response:
     def refuse(v: Violation, status: int) -> Response:
         return json_response({"status": status, "message": v.message}, status)
 
-    denied = check_auth(tenant, entry, lambda v: refuse(v, auth_status()), be)
+    denied = check_auth(tenant, entry, lambda v: refuse(v, auth_status(be)), be, req)
     if denied is not None:
-        return finish(denied, be)
+        return finish(denied, be, entry)
     if req.method != "GET":
         v = Violation(rule("fetch.method"), f"{req.method} is not allowed; fetch profiles with GET", "method")
         entry.violations.append(v)
-        return finish(refuse(v, 405), be)
-    faulted = _fault("fetch", tenant, be)
+        return finish(refuse(v, 405), be, entry)
+    faulted = _fault("fetch", tenant, be, req)
     if faulted is not None:
-        return finish(faulted, be)
+        return finish(faulted, be, entry)
     attrs = be.fetch(tenant, "marketingCloudVisitorId" if kind == "marketingCloudVisitorId" else kind, profile_id)
     if attrs is None:
-        return finish(Response(not_found_json(tenant, kind, profile_id), status=404, content_type=JSON), be)
-    return finish(json_response(profile_body(tenant, profile_id, attrs)), be)
+        return finish(Response(not_found_json(tenant, kind, profile_id), status=404, content_type=JSON), be, entry)
+    return finish(json_response(profile_body(tenant, profile_id, attrs)), be, entry)
 
 
 @bp.route("/rest/v1/profiles/thirdPartyId/<profile_id>", methods=ALL_METHODS)
 def fetch_third_party(profile_id: str) -> Response:
-    return _fetch("thirdPartyId", profile_id)
+    return fetch(backend(), request._get_current_object(), "thirdPartyId", profile_id)  # type: ignore[attr-defined]
 
 
 @bp.route("/rest/v1/profiles/marketingCloudVisitorId/<profile_id>", methods=ALL_METHODS)
 def fetch_ecid(profile_id: str) -> Response:
-    return _fetch("marketingCloudVisitorId", profile_id)
+    return fetch(backend(), request._get_current_object(),  # type: ignore[attr-defined]
+                 "marketingCloudVisitorId", profile_id)
 
 
 @bp.route("/rest/v1/profiles/<profile_id>", methods=ALL_METHODS)
 def fetch_tnt(profile_id: str) -> Response:
-    return _fetch("tntId", profile_id)
+    return fetch(backend(), request._get_current_object(), "tntId", profile_id)  # type: ignore[attr-defined]

@@ -1,0 +1,68 @@
+"""The lean front that serves the hot edge routes must answer exactly as the Flask routes do."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+from flask import Flask, has_request_context
+
+from mockserver import Lifecycle, MockBackend, MockConfig, create_app
+from mockserver.views import edge
+
+REQUESTS: list[tuple[str, str, dict]] = [
+    ("GET", "/m2/demo/profile/update?mbox3rdPartyId=c1&profile.tier=gold", {}),
+    ("POST", "/m2/demo/profile/update", {"data": "mbox3rdPartyId=c1&profile.city=Paris",
+                                          "content_type": "application/x-www-form-urlencoded"}),
+    ("POST", "/m2/demo/profile/update", {"json": {"mbox3rdPartyId": "c1", "profile.x": 1}}),
+    ("POST", "/m2/demo/profile/update?mboxPC=1-2", {"data": b"\x00", "content_type": "image/png"}),
+    ("GET", "/m2/client/profile/update?mbox3rdPartyId=c1&profile.a=1", {"headers": {"Host": "acme.tt.omtrdc.net"}}),
+    ("GET", "/m2/demo/profile/update?mbox3rdPartyId=a/b&profile.x=1", {}),
+    ("GET", "/m2/demo/profile/update?profile.x=1", {}),
+    ("GET", "/m2/demo/profile/update?mbox3rdPartyId=c1&color=red&profile.x=%FF", {}),
+    ("GET", "/m2/demo/profile/update?mboxPC=1-2&profile.x=" + "y" * 9000, {}),
+    ("DELETE", "/m2/demo/profile/update?mbox3rdPartyId=c1&profile.x=1", {}),
+    ("GET", "/rest/v1/profiles/thirdPartyId/c1?client=demo", {}),
+    ("GET", "/rest/v1/profiles/thirdPartyId/nobody?client=demo", {}),
+    ("GET", "/rest/v1/profiles/1368007744041-575948.01_00?client=demo", {}),
+    ("GET", "/rest/v1/profiles/marketingCloudVisitorId/ecid-9?client=demo", {}),
+    ("GET", "/rest/v1/profiles/thirdPartyId?client=demo", {}),
+    ("GET", "/rest/v1/profiles/thirdPartyId/c1", {"headers": {"Host": "demo.tt.omtrdc.net"}}),
+    ("POST", "/rest/v1/profiles/thirdPartyId/c1?client=demo", {}),
+]
+
+
+def _app(lean: bool, auth: bool) -> tuple[Flask, MockBackend]:
+    backend = MockBackend(MockConfig(lifecycle=Lifecycle.parse("polls=1"), auth=auth))
+    backend.clock.freeze(1_800_000_000)
+    backend.seed_profile("demo", third_party_id="c1", tnt_id="1368007744041-575948.01_00",
+                         attributes={"tier": "silver"})
+    app = create_app(backend)
+    if not lean:  # Flask's own dispatch, without the front create_app installs
+        app.wsgi_app = types.MethodType(Flask.wsgi_app, app)  # type: ignore[method-assign]
+    return app, backend
+
+
+@pytest.mark.parametrize("auth", [False, True])
+def test_the_lean_front_answers_and_journals_as_flask_does(auth: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    in_flask: list[bool] = []  # proves both paths ran: the front calls the views outside Flask's context
+    for name in ("single_update", "fetch"):
+        view = getattr(edge, name)
+        monkeypatch.setattr(edge, name, lambda *a, _v=view, **k: in_flask.append(has_request_context())
+                            or _v(*a, **k))
+    lean, lean_be = _app(True, auth)
+    plain, plain_be = _app(False, auth)
+    headers = {}
+    if auth:
+        token = lean_be.issue_token("demo").value
+        assert plain_be.issue_token("demo").value == token  # same seed, same token
+        headers = {"Authorization": f"Bearer {token}"}
+    for method, url, kwargs in REQUESTS:
+        kw = {**kwargs, "headers": {**headers, **kwargs.get("headers", {})}}
+        a = lean.test_client().open(url, method=method, **kw)
+        b = plain.test_client().open(url, method=method, **kw)
+        assert (a.status_code, a.content_type, a.data) == (b.status_code, b.content_type, b.data), (method, url)
+    assert [(e.operation, e.status, [v.rule_id for v in e.violations], e.parsed) for e in lean_be.journal] == \
+        [(e.operation, e.status, [v.rule_id for v in e.violations], e.parsed) for e in plain_be.journal]
+    assert lean_be.profiles("demo") == plain_be.profiles("demo")
+    assert in_flask.count(False) >= 10 and in_flask.count(True) >= 10
