@@ -92,32 +92,16 @@ class Batch:
         kind: IdKind = "tntId" if self.file.key == "pcId" else "thirdPartyId"
         names = self.file.attributes
         ok = not_found = 0
-        create = self.version == 2
-        index_find = store.find
+        self.failed_ids += [ids[i] for i in sorted(failed_idx)]
+        self.lost_ids += [ids[i] for i in sorted(lost_idx)]
         if self.skipped:
             ok = n - len(failed_idx)
-            self.failed_ids += [ids[i] for i in sorted(failed_idx)]
-            self.lost_ids += [ids[i] for i in sorted(lost_idx)]
-        elif not failed_idx and not lost_idx:
-            ok, not_found = store.apply_rows(kind, names, raw, ids, now_ms, create=create)
         else:
-            for i, row in enumerate(raw):
-                pid = ids[i]
-                if i in failed_idx:
-                    self.failed_ids.append(pid)
-                    continue
-                if i in lost_idx:
-                    self.lost_ids.append(pid)
-                    ok += 1  # lost silently: reported as a success
-                    continue
-                profile = index_find(kind, pid)
-                if profile is None:
-                    if not create:
-                        not_found += 1
-                        continue
-                    profile = store.create(kind, pid)
-                profile.apply_row(names, row, now_ms)
-                ok += 1
+            if failed_idx or lost_idx:
+                kept = [i for i in range(n) if i not in failed_idx and i not in lost_idx]
+                raw, ids = [raw[i] for i in kept], [ids[i] for i in kept]
+            ok, not_found = store.apply_rows(kind, names, raw, ids, now_ms, create=self.version == 2)
+            ok += len(lost_idx)  # lost silently: reported as successes
         self.counters = {"batchSize": n, "consumedCount": n, "successfulUpdates": ok,
                          "profilesNotFound": not_found, "failedUpdates": len(self.failed_ids)}
         if not self.keep_rows:
