@@ -114,6 +114,16 @@ def _lean_front(app: Flask, flask_wsgi: WsgiApp) -> WsgiApp:
             response = http_error_response(req, exc)
         except Exception as exc:  # as Flask's handler above: never a traceback to the client
             response = unexpected_error_response(req, exc)
+        body = response.response
+        code = response.status_code
+        if (body.__class__ is list and response.__class__ is Response and not 100 <= code < 200
+                and code not in (204, 304) and "Location" not in response.headers
+                and "Content-Location" not in response.headers):
+            # What Response.__call__ would send for a body built in one piece (its Content-Length
+            # set, no redirect, a status with a body), without its header copy and closing wrapper:
+            # those cost more than the rest of the answer.
+            start_response(response.status, response.headers.to_wsgi_list())
+            return body  # type: ignore[return-value]
         return response(environ, start_response)
 
     return wsgi

@@ -78,7 +78,7 @@ class MockBackend:
         self.lock = threading.RLock()
         self.journal = Journal(self.config.journal_size)
         self._tenants: dict[str, Tenant] = {}
-        self._rng = random.Random(self.config.seed)
+        self._rng_state: random.Random | None = None
         from .faults import FaultInjector  # here, not at the top: faults builds on this module
 
         self.faults: FaultInjector = FaultInjector(self.config.seed)  #: injected faults (see mockserver.faults)
@@ -99,6 +99,14 @@ class MockBackend:
     def now_ms(self) -> int:
         return self.clock.now_ms()
 
+    @property
+    def _rng(self) -> random.Random:
+        # seeded on first use after a reset: most tests never draw, and seeding costs a reset ~6 us
+        rng = self._rng_state
+        if rng is None:
+            rng = self._rng_state = random.Random(self.config.seed)
+        return rng
+
     # --- reset -----------------------------------------------------------------------------------
     def reset(self, tenant: str | None = None) -> None:
         """Forget everything (or one tenant's profiles, batches, token, limits and settings)."""
@@ -106,7 +114,7 @@ class MockBackend:
             if tenant is None:
                 self._tenants.clear()
                 self.journal.clear()
-                self._rng = random.Random(self.config.seed)
+                self._rng_state = None
                 if self.faults is not None:
                     # ids restart too: an unseeded rule's stream derives from its id, so a reset fake
                     # must meet the same faults as a fresh one

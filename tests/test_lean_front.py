@@ -61,7 +61,14 @@ def test_the_lean_front_answers_and_journals_as_flask_does(auth: bool, monkeypat
         kw = {**kwargs, "headers": {**headers, **kwargs.get("headers", {})}}
         a = lean.test_client().open(url, method=method, **kw)
         b = plain.test_client().open(url, method=method, **kw)
-        assert (a.status_code, a.content_type, a.data) == (b.status_code, b.content_type, b.data), (method, url)
+        answers = [(r.status, r.headers.to_wsgi_list(), r.data) for r in (a, b)]
+        assert answers[0] == answers[1], (method, url)
+    for be in (lean_be, plain_be):  # a refusal with a header of its own (Retry-After)
+        be.configure(None, single_updates_per_day=1)
+    url = "/m2/demo/profile/update?mbox3rdPartyId=c1&profile.x=2"
+    a, b = lean.test_client().get(url, headers=headers), plain.test_client().get(url, headers=headers)
+    assert a.status_code != 200 and "Retry-After" in a.headers
+    assert (a.status, a.headers.to_wsgi_list(), a.data) == (b.status, b.headers.to_wsgi_list(), b.data)
     assert [(e.operation, e.status, [v.rule_id for v in e.violations], e.parsed) for e in lean_be.journal] == \
         [(e.operation, e.status, [v.rule_id for v in e.violations], e.parsed) for e in plain_be.journal]
     assert lean_be.profiles("demo") == plain_be.profiles("demo")
