@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
 from mockserver import Lifecycle, MockBackend, MockConfig, create_app
-from mockserver.faults import FaultInjector
 from mockserver.models.journal import Journal
 from mockserver.server import LiveServer
 
 from .options import Settings
 from .wsgi import WsgiBridge
+
+if TYPE_CHECKING:
+    from .intercept import HttpxPatch, RequestsInterceptor
 
 __all__ = ["SessionFake"]
 
@@ -39,6 +41,8 @@ class SessionFake:
     bridge: WsgiBridge
     server: LiveServer | None = None
     _baseline: dict[str, Any] = field(default_factory=dict)
+    _interceptors: dict[bool, RequestsInterceptor] = field(default_factory=dict)
+    _httpx_patches: dict[bool, HttpxPatch] = field(default_factory=dict)
 
     @classmethod
     def build(cls, config: MockConfig | None = None) -> SessionFake:
@@ -56,6 +60,26 @@ class SessionFake:
         if self.server is not None:
             self.server.stop()
             self.server = None
+
+    def interceptor(self, *, block: bool) -> RequestsInterceptor:
+        """The route from ``requests`` into the app, with a fresh ``responses`` mock for a new test."""
+        found = self._interceptors.get(block)
+        if found is None:
+            from .intercept import RequestsInterceptor
+
+            found = self._interceptors[block] = RequestsInterceptor(self.bridge, block=block)
+        else:
+            found.renew()
+        return found
+
+    def httpx_patch(self, *, block: bool) -> HttpxPatch:
+        """The patch routing httpx's default transports into the app."""
+        found = self._httpx_patches.get(block)
+        if found is None:
+            from .intercept import HttpxPatch
+
+            found = self._httpx_patches[block] = HttpxPatch(self.bridge, block=block)
+        return found
 
     def prepare(self, settings: Settings) -> None:
         """Forget everything and apply ``settings``: cheap, since nothing is rebuilt."""
@@ -80,9 +104,9 @@ class SessionFake:
         cfg.auth = settings.auth
         if settings.config:
             be.configure(None, **dict(settings.config))
-        # a fresh queue, not just an empty one: rule ids (and so the draws of unseeded rules) start
-        # over, so a test meets the same faults whichever tests ran before it
-        be.faults = FaultInjector(cfg.seed)
+            be.faults.seed = cfg.seed  # a marker's seed= seeds the test's faults too
+        # reset() emptied the fault queue and restarted its rule ids (and so the draws of unseeded
+        # rules), so a test meets the same faults whichever tests ran before it
         if settings.faults:
             be.faults.load(list(settings.faults))
         if settings.freeze_clock:

@@ -47,7 +47,8 @@ class TargetProfiles:
     """
 
     def __init__(self, backend: MockBackend, app: Flask, settings: Settings, *, url: str | None = None,
-                 bridge: WsgiBridge | None = None, responses_mock: responses.RequestsMock | None = None) -> None:
+                 bridge: WsgiBridge | None = None,
+                 responses_mock: Callable[[], responses.RequestsMock] | None = None) -> None:
         self.backend = backend
         self.app = app
         self.client_code = settings.client_code
@@ -74,7 +75,7 @@ class TargetProfiles:
         """The in-process fixture's ``responses`` mock: add stubs for other hosts to it."""
         if self._responses is None:
             raise AttributeError("responses: only the in-process target_profiles fixture patches requests")
-        return self._responses
+        return self._responses()
 
     def _tenant(self, tenant: str | None) -> str:
         return tenant or self.client_code
@@ -324,6 +325,10 @@ class TargetProfiles:
             text += ("\n\nAlso noted (deviations: accepted here, Adobe may refuse them):\n\n"
                      + contract_report(noted))
         return text
+
+    def broke_any_rule(self) -> bool:
+        """Whether any request so far has a verdict (error or deviation, allowed or not)."""
+        return any(e.violations for e in self.journal.entries())
 
     def strict_failure(self) -> str | None:
         """The message the strict check fails the test with, or None when the test may pass."""

@@ -103,6 +103,9 @@ class _AdobeRoute(responses.CallbackResponse):
             return exc  # responses raises it out of the adapter's send(), where a real one comes from
 
 
+_EVERY_URL = re.compile("")
+
+
 class _Blocker(responses.CallbackResponse):
     def __init__(self) -> None:
         super().__init__("ANY", re.compile(".*"), self._refuse, content_type=None)
@@ -146,36 +149,64 @@ class _Registry(FirstMatchRegistry):
 
 
 class RequestsInterceptor:
-    """Patches ``requests`` (via a ``responses.RequestsMock``) while started."""
+    """Patches ``requests`` (via a ``responses.RequestsMock``) while started.
+
+    Built once per session fake; ``renew`` readies it for the next test: a fresh mock if the last test
+    was handed this one (its stubs and settings are that test's), else the same mock with its calls
+    forgotten.
+    """
 
     def __init__(self, bridge: WsgiBridge, *, block: bool) -> None:
-        self.mock = responses.RequestsMock(assert_all_requests_are_fired=False, registry=_Registry)
+        self._route = _AdobeRoute(bridge)
+        self._blocker = _Blocker() if block else None
         self._saved: Any = None
-        registry = self.mock.get_registry()
+        self._handed_out = False
+        self._mock, self._send = self._new_mock()
+
+    @property
+    def mock(self) -> responses.RequestsMock:
+        """The ``responses`` mock requests go through: the user's stubs go here."""
+        self._handed_out = True
+        return self._mock
+
+    def _new_mock(self) -> tuple[responses.RequestsMock, Callable[..., Any]]:
+        mock = responses.RequestsMock(assert_all_requests_are_fired=False, registry=_Registry)
+        registry = mock.get_registry()
         assert isinstance(registry, _Registry)
-        registry.route = _AdobeRoute(bridge)
-        registry.mock = self.mock
-        if block:
-            registry.blocker = _Blocker()
+        registry.route = self._route
+        registry.blocker = self._blocker
+        registry.mock = mock
+        if self._blocker is None:
+            mock.add_passthru(_EVERY_URL)
+        on_send = mock.unbound_on_send()
+
+        def send(adapter: HTTPAdapter, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+            # HTTPAdapter.send(request, stream, timeout, ...): the route needs the timeout
+            _sending.timeout = kwargs["timeout"] if "timeout" in kwargs else args[1] if len(args) > 1 else None
+            try:
+                return on_send(adapter, request, *args, **kwargs)
+            finally:
+                _sending.timeout = None
+
+        return mock, send
+
+    def renew(self) -> None:
+        """Ready for the next test: no stubs or settings of an earlier test, no calls recorded."""
+        if self._saved is not None:
+            raise RuntimeError("renew() while started: stop() first")
+        self._route.calls.reset()
+        if self._handed_out:
+            self._mock, self._send = self._new_mock()
+            self._handed_out = False
         else:
-            self.mock.add_passthru(re.compile(""))
+            self._mock.calls.reset()
 
     def start(self) -> None:
         # What RequestsMock.start() does, without unittest.mock.patch: that costs ~0.1 ms per test,
         # a tenth of the fixture's budget.
         if self._saved is None:
             self._saved = HTTPAdapter.send
-            on_send = self.mock.unbound_on_send()
-
-            def send(adapter: HTTPAdapter, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
-                # HTTPAdapter.send(request, stream, timeout, ...): the route needs the timeout
-                _sending.timeout = kwargs["timeout"] if "timeout" in kwargs else args[1] if len(args) > 1 else None
-                try:
-                    return on_send(adapter, request, *args, **kwargs)
-                finally:
-                    _sending.timeout = None
-
-            HTTPAdapter.send = send  # type: ignore[method-assign]
+            HTTPAdapter.send = self._send  # type: ignore[method-assign]
 
     def stop(self) -> None:
         if self._saved is not None:
@@ -354,14 +385,15 @@ class HttpxPatch:
         self._bridge = bridge
         self._block = block
         self._saved: tuple[Any, Any] | None = None
+        # what other hosts go to: the classes' methods when last installed (kept after uninstall, for a
+        # call still running in another thread)
+        self._originals: tuple[Any, Any] = (None, None)
+        self._patched: tuple[Any, Any] | None = None
 
-    def install(self) -> None:
+    def _build(self) -> tuple[Any, Any]:
+        # built once; other hosts go to what the classes had when this patch was installed
         import httpx
 
-        if self._saved is not None:
-            return
-        sync_send = httpx.HTTPTransport.handle_request
-        async_send = httpx.AsyncHTTPTransport.handle_async_request
         bridge, block = self._bridge, self._block
 
         def handle_request(transport: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
@@ -370,7 +402,7 @@ class HttpxPatch:
                 return _httpx_answer(bridge, request)
             if block:
                 raise httpx.ConnectError(blocked_message(request.method, str(request.url)), request=request)
-            return sync_send(transport, request)
+            return self._originals[0](transport, request)
 
         async def handle_async_request(transport: httpx.AsyncHTTPTransport,
                                        request: httpx.Request) -> httpx.Response:
@@ -379,11 +411,21 @@ class HttpxPatch:
                 return await _async_httpx_answer(bridge, request)
             if block:
                 raise httpx.ConnectError(blocked_message(request.method, str(request.url)), request=request)
-            return await async_send(transport, request)
+            return await self._originals[1](transport, request)
 
-        self._saved = (sync_send, async_send)
-        httpx.HTTPTransport.handle_request = handle_request  # type: ignore[method-assign]
-        httpx.AsyncHTTPTransport.handle_async_request = handle_async_request  # type: ignore[method-assign]
+        return handle_request, handle_async_request
+
+    def install(self) -> None:
+        if self._saved is not None:
+            return
+        import httpx
+
+        if self._patched is None:
+            self._patched = self._build()
+        self._saved = self._originals = (httpx.HTTPTransport.handle_request,
+                                         httpx.AsyncHTTPTransport.handle_async_request)
+        httpx.HTTPTransport.handle_request, httpx.AsyncHTTPTransport.handle_async_request = (  # type: ignore
+            self._patched)
 
     def uninstall(self) -> None:
         if self._saved is None:

@@ -159,6 +159,40 @@ def test_other_hosts_can_be_blocked_with_a_clear_error(run: Run) -> None:
     result.assert_outcomes(passed=2)
 
 
+def test_the_responses_mock_is_the_tests_own(run: Run) -> None:
+    # the mock is reused while no test touches it, and replaced once one has: either way a test sees
+    # only its own stubs, passthru prefixes and calls
+    result = run('''
+        import pytest, requests, responses
+
+        UPDATE = "https://demo.tt.omtrdc.net/m2/demo/profile/update?mbox3rdPartyId=c-1&profile.a=1"
+
+        def test_1_untouched(target_profiles):
+            assert requests.get(UPDATE).status_code == 200
+
+        def test_2_sees_only_its_calls(target_profiles):
+            requests.get(UPDATE + "2")
+            assert [c.request.url for c in target_profiles.responses.calls] == [UPDATE + "2"]
+            target_profiles.responses.add(responses.GET, "https://api.example.com/x", json={"ok": 1})
+            target_profiles.responses.add(responses.GET, UPDATE, status=503)
+            assert requests.get(UPDATE).status_code == 503
+
+        @pytest.mark.target_profiles(other_hosts="block")
+        def test_3_no_stub_or_passthru_left(target_profiles):
+            assert len(target_profiles.responses.calls) == 0
+            assert requests.get(UPDATE).status_code == 200
+            with pytest.raises(requests.ConnectionError, match="target-profiles blocked"):
+                requests.get("https://api.example.com/x")
+
+        def test_4_passthrough_again(target_profiles):
+            assert len(target_profiles.responses.calls) == 0
+            assert target_profiles.responses.registered() == []
+            assert requests.get(UPDATE).status_code == 200
+            assert len(target_profiles.responses.calls) == 1
+    ''')
+    result.assert_outcomes(passed=4)
+
+
 def test_requests_is_unpatched_after_the_test(run: Run) -> None:
     result = run('''
         import requests
