@@ -389,11 +389,13 @@ class HttpxPatch:
         # call still running in another thread)
         self._originals: tuple[Any, Any] = (None, None)
         self._patched: tuple[Any, Any] | None = None
+        self._classes: tuple[Any, Any] = (None, None)
 
     def _build(self) -> tuple[Any, Any]:
         # built once; other hosts go to what the classes had when this patch was installed
         import httpx
 
+        self._classes = (httpx.HTTPTransport, httpx.AsyncHTTPTransport)
         bridge, block = self._bridge, self._block
 
         def handle_request(transport: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
@@ -418,20 +420,15 @@ class HttpxPatch:
     def install(self) -> None:
         if self._saved is not None:
             return
-        import httpx
-
         if self._patched is None:
             self._patched = self._build()
-        self._saved = self._originals = (httpx.HTTPTransport.handle_request,
-                                         httpx.AsyncHTTPTransport.handle_async_request)
-        httpx.HTTPTransport.handle_request, httpx.AsyncHTTPTransport.handle_async_request = (  # type: ignore
-            self._patched)
+        classes = self._classes
+        self._saved = self._originals = (classes[0].handle_request, classes[1].handle_async_request)
+        classes[0].handle_request, classes[1].handle_async_request = self._patched  # type: ignore[method-assign]
 
     def uninstall(self) -> None:
         if self._saved is None:
             return
-        import httpx
-
-        httpx.HTTPTransport.handle_request, httpx.AsyncHTTPTransport.handle_async_request = (  # type: ignore
-            self._saved)
+        classes = self._classes
+        classes[0].handle_request, classes[1].handle_async_request = self._saved  # type: ignore[method-assign]
         self._saved = None
