@@ -23,9 +23,13 @@ def profile_body(
     client: str,
     visitor_id: str,
     attributes: Mapping[str, tuple[str, int]],
+    modified_ms: int | None = None,
 ) -> dict[str, Any]:
-    """The fetch response (EL-PROFILES): ``attributes`` maps a name to ``(value, modified epoch ms)``."""
-    modified = max((ts for _, ts in attributes.values()), default=0)
+    """The fetch response (EL-PROFILES): ``attributes`` maps a name to ``(value, modified epoch ms)``.
+
+    The top-level ``modifiedAt`` is ``modified_ms`` when given, else the latest attribute's.
+    """
+    modified = max((ts for _, ts in attributes.values()), default=0) if modified_ms is None else modified_ms
     return {
         "client": client,
         "visitorId": visitor_id,

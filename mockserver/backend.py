@@ -422,12 +422,13 @@ class MockBackend:
                 t.poll(b, now)
             return b
 
-    def fetch(self, tenant: str, kind: IdKind, profile_id: str) -> dict[str, tuple[str, int]] | None:
+    def fetch(self, tenant: str, kind: IdKind, profile_id: str) -> tuple[dict[str, tuple[str, int]], int] | None:
+        """A profile as the fetch API shows it: ``(attributes, modified epoch ms)``, or None."""
         with self.lock:
             t = self.tenant(tenant)
             t.settle(self.now_ms())
             p = t.profiles.find(kind, profile_id)
-            return None if p is None else dict(p.attrs)
+            return None if p is None else (dict(p.attrs), p.modified_ms)
 
     def acquire_rate(self, tenant: str, which: Literal["bulk", "single"]) -> float | None:
         """None when the call is within the limit, else seconds until the next call may pass."""

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import pytest
 from flask.testing import FlaskClient
 
 from mockserver import MockBackend
+
+if TYPE_CHECKING:
+    from conftest import BulkClient
 
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{2}:\d{2}$")
 TNT = "1368007744041-575948.01_00"
@@ -125,3 +129,24 @@ def test_raw_bytes_that_are_not_utf8_in_the_query_never_get_a_500(client: FlaskC
     # a client that does not percent-encode Latin-1 text sends such bytes
     r = client.get(path, environ_overrides={"QUERY_STRING": "client=acme&x=\xe9t\xe9&scope=\xff"})
     assert 400 <= r.status_code < 500, r.data
+
+
+def test_a_profile_without_attributes_was_modified_when_it_was_created(client: FlaskClient, backend: MockBackend,
+                                                                        bulk: BulkClient) -> None:
+    # undocumented: the fake reports its creation, not the epoch (docs/fidelity.md, Profile fetch)
+    backend.clock.freeze(1503078819.003)
+    backend.seed_profile("demo", third_party_id="seeded")
+    sub = bulk.submit(b"batch=thirdPartyId,a\nfrom-batch,\nother,1\n")  # (a batch of only empty cells is skipped)
+    backend.clock.advance(60)
+    while bulk.status(sub.status_url).status != "complete":
+        pass
+    seeded = client.get("/rest/v1/profiles/thirdPartyId/seeded?client=demo").get_json()
+    assert (seeded["modifiedAt"], seeded["profileAttributes"]) == ("2017-08-18T17:53:39.003+00:00", {})
+    # the batch applied its rows, and so created the profile, when it completed a minute later
+    created = client.get("/rest/v1/profiles/thirdPartyId/from-batch?client=demo").get_json()
+    assert (created["modifiedAt"], created["profileAttributes"]) == ("2017-08-18T17:54:39.003+00:00", {})
+    # an attribute written later moves it on
+    backend.clock.advance(60)
+    backend.seed_profile("demo", third_party_id="seeded", attributes={"a": "1"})
+    assert client.get("/rest/v1/profiles/thirdPartyId/seeded?client=demo").get_json()["modifiedAt"] == \
+        "2017-08-18T17:55:39.003+00:00"

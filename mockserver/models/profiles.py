@@ -23,13 +23,14 @@ class Profile:
     until it is first read or written: half a million profiles then cost little more than the file.
     """
 
-    __slots__ = ("_attrs", "_base", "_row", "ecid", "third_party_id", "tnt_id")
+    __slots__ = ("_attrs", "_base", "_row", "created_ms", "ecid", "third_party_id", "tnt_id")
 
     def __init__(self, tnt_id: str | None = None, third_party_id: str | None = None,
-                 ecid: str | None = None) -> None:
+                 ecid: str | None = None, *, created_ms: int = 0) -> None:
         self.tnt_id = tnt_id
         self.third_party_id = third_party_id
         self.ecid = ecid
+        self.created_ms = created_ms  #: when it was seeded or a batch row created it (epoch ms)
         self._attrs: dict[str, tuple[str, int]] | None = None
         self._row: RawRow | None = None
         self._base: tuple[tuple[str, ...], int] | None = None
@@ -78,6 +79,11 @@ class Profile:
 
     def values(self) -> dict[str, str]:
         return {k: v for k, (v, _) in self.attrs.items()}
+
+    @property
+    def modified_ms(self) -> int:
+        """When it last changed: its latest attribute write, or its creation if it has no attributes."""
+        return max((ts for _, ts in self.attrs.values()), default=self.created_ms)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,7 +139,8 @@ class ProfileStore:
         return None
 
     def _adopt(self, kind: IdKind, profile_id: str, row: RawRow, base: tuple[tuple[str, ...], int]) -> Profile:
-        p = Profile(profile_id) if kind == "tntId" else Profile(None, profile_id)
+        p = Profile(profile_id, created_ms=base[1]) if kind == "tntId" else \
+            Profile(None, profile_id, created_ms=base[1])
         p._row, p._base = row, base
         self._index[kind][profile_id] = p
         return p
@@ -144,8 +151,8 @@ class ProfileStore:
             for pid, row in rows.items():
                 self._adopt(kind, pid, row, base)
 
-    def create(self, kind: IdKind, profile_id: str) -> Profile:
-        p = Profile()
+    def create(self, kind: IdKind, profile_id: str, ts_ms: int) -> Profile:
+        p = Profile(created_ms=ts_ms)
         self.link(p, kind, profile_id)
         return p
 
@@ -195,7 +202,7 @@ class ProfileStore:
                 if not create:
                     missing += 1
                     continue
-                p = self.create(kind, pid)
+                p = self.create(kind, pid, ts_ms)
             if p._row is None and not p._attrs:
                 p._row, p._base = row, base
             else:
@@ -210,7 +217,7 @@ class ProfileStore:
         found = [p for k, v in ids.items() if (p := self.find(k, v)) is not None]
         if len({id(p) for p in found}) > 1:
             raise ValueError(f"the ids {dict(ids)} name different existing profiles")
-        profile = found[0] if found else Profile()
+        profile = found[0] if found else Profile(created_ms=ts_ms)
         for kind, value in ids.items():
             self.link(profile, kind, value)
         profile.update(attributes, ts_ms)

@@ -286,10 +286,11 @@ def fetch(be: MockBackend, req: Request, kind: FetchKind, profile_id: str) -> Re
     faulted = _fault("fetch", tenant, be, req)
     if faulted is not None:
         return finish(faulted, be, entry)
-    attrs = be.fetch(tenant, "marketingCloudVisitorId" if kind == "marketingCloudVisitorId" else kind, profile_id)
-    if attrs is None:
+    found = be.fetch(tenant, "marketingCloudVisitorId" if kind == "marketingCloudVisitorId" else kind, profile_id)
+    if found is None:
         return finish(Response(not_found_json(tenant, kind, profile_id), status=404, content_type=JSON), be, entry)
-    return finish(json_response(profile_body(tenant, profile_id, attrs)), be, entry)
+    attrs, modified_ms = found
+    return finish(json_response(profile_body(tenant, profile_id, attrs, modified_ms)), be, entry)
 
 
 @bp.route("/rest/v1/profiles/thirdPartyId/<profile_id>", methods=ALL_METHODS)
