@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, Request, Response, request
 from werkzeug.datastructures import MultiDict
@@ -30,6 +30,39 @@ class _Request(Request):
     def args(self) -> MultiDict[str, str]:  # type: ignore[override]
         # not Werkzeug's: it raises (a 500) on query bytes that are not UTF-8; see query_args
         return query_args(self.query_string)
+
+
+class _LeanRequest:
+    """The request the lean front hands to the hot views: what they read on every call, straight from
+    the environ; anything else comes from a werkzeug request built on first use, so every attribute
+    reads exactly as werkzeug's (``tests/test_lean_front.py`` checks the ones taken here)."""
+
+    __slots__ = ("_args", "_full", "environ", "method", "path")
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.environ = environ
+        self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
+        # werkzeug's own decoding of PATH_INFO (latin-1 text of UTF-8 bytes)
+        self.path = "/" + (environ.get("PATH_INFO") or "").encode("latin1").decode(errors="replace").lstrip("/")
+        self._args: MultiDict[str, str] | None = None
+        self._full: _Request | None = None
+
+    @property
+    def query_string(self) -> bytes:
+        return self.environ.get("QUERY_STRING", "").encode("latin1")
+
+    @property
+    def args(self) -> MultiDict[str, str]:
+        if self._args is None:
+            self._args = query_args(self.query_string)
+        return self._args
+
+    def __getattr__(self, name: str) -> Any:
+        # only for what the slots and properties above do not have (host, stream, headers, ...)
+        full = self._full
+        if full is None:
+            full = self._full = _Request(self.environ)
+        return getattr(full, name)
 
 
 def create_app(backend: MockBackend | None = None, *, config: MockConfig | None = None) -> Flask:
@@ -100,10 +133,11 @@ def _lean_front(app: Flask, flask_wsgi: WsgiApp) -> WsgiApp:
         be: MockBackend = config["BACKEND"]
         if be.faults is not None and len(be.faults):
             return flask_wsgi(environ, start_response)
-        req = _Request(environ)
-        match = _HOT_PATH.match(req.path)
+        lean = _LeanRequest(environ)
+        match = _HOT_PATH.match(lean.path)
         if match is None:
             return flask_wsgi(environ, start_response)
+        req = cast(Request, lean)  # the views read only what it serves as werkzeug does
         client, kind, profile_id = match.groups()
         try:
             if client is not None:

@@ -6,8 +6,11 @@ import types
 
 import pytest
 from flask import Flask, has_request_context
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mockserver import Lifecycle, MockBackend, MockConfig, create_app
+from mockserver.app import _LeanRequest, _Request
 from mockserver.views import edge
 
 REQUESTS: list[tuple[str, str, dict]] = [
@@ -73,3 +76,18 @@ def test_the_lean_front_answers_and_journals_as_flask_does(auth: bool, monkeypat
         [(e.operation, e.status, [v.rule_id for v in e.violations], e.parsed) for e in plain_be.journal]
     assert lean_be.profiles("demo") == plain_be.profiles("demo")
     assert in_flask.count(False) >= 10 and in_flask.count(True) >= 10
+
+
+@settings(max_examples=200, deadline=None)
+@given(path=st.text(st.characters(max_codepoint=255)), query=st.text(st.characters(max_codepoint=255)),
+       method=st.sampled_from(["GET", "post", "Delete", ""]))
+def test_the_lean_request_reads_as_werkzeugs(path: str, query: str, method: str) -> None:
+    # WSGI carries the path and query as latin-1 text; the lean request decodes them as werkzeug does
+    environ = {"PATH_INFO": path, "QUERY_STRING": query, "SERVER_NAME": "demo.tt.omtrdc.net", "SERVER_PORT": "443",
+               "wsgi.url_scheme": "https", "HTTP_HOST": "demo.tt.omtrdc.net", "SCRIPT_NAME": ""}
+    if method:
+        environ["REQUEST_METHOD"] = method
+    lean, full = _LeanRequest(dict(environ)), _Request(dict(environ))
+    assert (lean.method, lean.path, lean.query_string) == (full.method, full.path, full.query_string)
+    assert list(lean.args.items(multi=True)) == list(full.args.items(multi=True))
+    assert lean.host == full.host  # anything else comes from werkzeug's own request
