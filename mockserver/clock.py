@@ -78,6 +78,12 @@ class Clock:
                 self._frozen = None
             return self.now()
 
+    def restart(self) -> None:
+        """Back to real time with no offset, as a new clock."""
+        with self._lock:
+            self._offset = 0.0
+            self._frozen = None
+
     def reset(self) -> None:
         with self._lock:
             self._offset = 0.0

@@ -96,9 +96,7 @@ class SessionFake:
         if be.journal.maxlen != cfg.journal_size:
             be.journal = Journal(cfg.journal_size)
         clock = be.clock
-        if clock.frozen:
-            clock.unfreeze()
-        clock.reset()
+        clock.restart()
         cfg.client_code = settings.client_code
         cfg.lifecycle = _lifecycle(settings.lifecycle)
         cfg.auth = settings.auth

@@ -94,8 +94,15 @@ def test_state_does_not_leak_between_tests(run: Run) -> None:
             assert be.config.auth is False and not be.clock.frozen
             assert abs(target_profiles.now() - time.time()) < 5
             assert target_profiles.strict == "errors"
+
+        def test_c_moves_the_running_clock(target_profiles):
+            target_profiles.advance(7200)
+
+        def test_d_is_back_to_real_time(target_profiles):
+            import time
+            assert abs(target_profiles.now() - time.time()) < 5
     ''')
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=4)
 
 
 def test_reads_have_no_side_effects(run: Run) -> None:
