@@ -48,13 +48,13 @@ class TargetProfiles:
 
     def __init__(self, backend: MockBackend, app: Flask, settings: Settings, *, url: str | None = None,
                  bridge: WsgiBridge | None = None,
-                 responses_mock: Callable[[], responses.RequestsMock] | None = None) -> None:
+                 get_responses_mock: Callable[[], responses.RequestsMock] | None = None) -> None:
         self.backend = backend
         self.app = app
         self.client_code = settings.client_code
         self._url = url
         self._bridge = bridge
-        self._responses = responses_mock
+        self._responses = get_responses_mock
         self._strict: Strict = settings.strict
         self._allowed: set[str] = set(settings.allow)
         self._block = settings.other_hosts == "block"

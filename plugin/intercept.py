@@ -384,9 +384,9 @@ class HttpxPatch:
     def __init__(self, bridge: WsgiBridge, *, block: bool) -> None:
         self._bridge = bridge
         self._block = block
-        self._saved: tuple[Any, Any] | None = None
-        # what other hosts go to: the classes' methods when last installed (kept after uninstall, for a
-        # call still running in another thread)
+        self._installed = False
+        # what other hosts go to, and what uninstall puts back: the classes' methods when last installed
+        # (kept after uninstall, for a call still running in another thread)
         self._originals: tuple[Any, Any] = (None, None)
         self._patched: tuple[Any, Any] | None = None
         self._classes: tuple[Any, Any] = (None, None)
@@ -418,17 +418,18 @@ class HttpxPatch:
         return handle_request, handle_async_request
 
     def install(self) -> None:
-        if self._saved is not None:
+        if self._installed:
             return
         if self._patched is None:
             self._patched = self._build()
         classes = self._classes
-        self._saved = self._originals = (classes[0].handle_request, classes[1].handle_async_request)
+        self._originals = (classes[0].handle_request, classes[1].handle_async_request)
         classes[0].handle_request, classes[1].handle_async_request = self._patched  # type: ignore[method-assign]
+        self._installed = True
 
     def uninstall(self) -> None:
-        if self._saved is None:
+        if not self._installed:
             return
         classes = self._classes
-        classes[0].handle_request, classes[1].handle_async_request = self._saved  # type: ignore[method-assign]
-        self._saved = None
+        classes[0].handle_request, classes[1].handle_async_request = self._originals  # type: ignore[method-assign]
+        self._installed = False

@@ -141,14 +141,9 @@ def target_profile_server_fake(target_profile_server_address: tuple[str, int]) -
 
 
 # --- per-test handles -------------------------------------------------------------------------------
-_HAS_HTTPX: bool | None = None
-
-
+@cache
 def _has_httpx() -> bool:
-    global _HAS_HTTPX
-    if _HAS_HTTPX is None:
-        _HAS_HTTPX = importlib.util.find_spec("httpx") is not None
-    return _HAS_HTTPX
+    return importlib.util.find_spec("httpx") is not None
 
 
 #: The tests being run, innermost last (a nested in-process pytest run pushes its own).
@@ -203,7 +198,7 @@ def target_profiles() -> Iterator[TargetProfiles]:
     interceptor = fake.interceptor(block=block)
     # the mock is handed over only when the test asks for it: one nobody touched serves the next test too
     handle = TargetProfiles(fake.backend, fake.app, settings, bridge=fake.bridge,
-                            responses_mock=lambda: interceptor.mock)
+                            get_responses_mock=lambda: interceptor.mock)
     patch = fake.httpx_patch(block=block) if settings.httpx and _has_httpx() else None
     interceptor.start()
     try:
