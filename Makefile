@@ -13,11 +13,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # a plain (non-editable) install, as users get it
-$(VENV)/.installed: pyproject.toml $(BIN)/python $(shell find contracts mockserver plugin -type f -not -path '*/__pycache__/*')
+$(VENV)/.installed: pyproject.toml $(BIN)/python $(shell find target_profile_mock contracts mockserver plugin -type f -not -path '*/__pycache__/*')
 	$(BIN)/python -m pip install --quiet .
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(BIN)/python $(shell find contracts mockserver plugin -type f -not -path '*/__pycache__/*')
+$(VENV)/.installed-test: pyproject.toml $(BIN)/python $(shell find target_profile_mock contracts mockserver plugin -type f -not -path '*/__pycache__/*')
 	$(BIN)/python -m pip install --quiet ".[test]"
 	@touch $@ $(VENV)/.installed
 
@@ -25,7 +25,7 @@ serve: $(VENV)/.installed
 	$(BIN)/target-profile-mock serve $(ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/python -m ruff check contracts mockserver plugin tests bench
+	$(BIN)/python -m ruff check target_profile_mock contracts mockserver plugin tests bench
 
 test: lint
 	$(BIN)/python -m pytest $(ARGS)

@@ -16,8 +16,8 @@ from waitress import create_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from contracts.profile_json import profile_body
-from contracts.xmlbodies import update_success
+from target_profile_mock.contracts.profile_json import profile_body
+from target_profile_mock.contracts.xmlbodies import update_success
 
 XML = "application/xml;charset=UTF-8"
 JSON = "application/json;charset=UTF-8"

@@ -176,7 +176,7 @@ class ServerProcess:
 
 def mock_server(*extra: str, threads: int = 8) -> ServerProcess:
     """The project's standalone server (``python -m mockserver serve``) on a free loopback port."""
-    return ServerProcess([PYTHON, "-m", "mockserver", "serve", "--host", "127.0.0.1", "--port", "0",
+    return ServerProcess([PYTHON, "-m", "target_profile_mock", "serve", "--host", "127.0.0.1", "--port", "0",
                           "--threads", str(threads), *extra])
 
 

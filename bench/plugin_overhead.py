@@ -46,9 +46,9 @@ URL = f"https://{TENANT}.tt.omtrdc.net/m2/{TENANT}/profile/update?{QUERY}"
 def per_call(rounds: int, calls: int, module_level: bool) -> tuple[float, float, float]:
     """Median seconds per call through the fixture's route and to a static stub with the same answer, and
     the median of the rounds' ratios (each round times both back to back, under the same machine load)."""
-    from plugin.fake import SessionFake
-    from plugin.intercept import RequestsInterceptor
-    from plugin.options import Settings
+    from target_profile_mock.plugin.fake import SessionFake
+    from target_profile_mock.plugin.intercept import RequestsInterceptor
+    from target_profile_mock.plugin.options import Settings
 
     fake = SessionFake.build()
     fake.prepare(Settings(client_code=TENANT))

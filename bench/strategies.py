@@ -13,8 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hypothesis import HealthCheck, given, settings
-
-from contracts.strategies import batch_files, single_updates
+from target_profile_mock.contracts.strategies import batch_files, single_updates
 
 
 def rate(strategy, n: int, use=lambda x: None) -> float:  # type: ignore[no-untyped-def]

@@ -1,8 +1,8 @@
 """The Adobe Target Profile API wire contract as code.
 
-Rules and limits (:mod:`contracts.rules`), parsers and serialisers of the wire formats
-(:mod:`contracts.single`, :mod:`contracts.batch`, :mod:`contracts.xmlbodies`,
-:mod:`contracts.profile_json`) and validators that name the rule a request breaks.
+Rules and limits (:mod:`target_profile_mock.contracts.rules`), parsers and serialisers of the wire formats
+(:mod:`.single`, :mod:`.batch`, :mod:`.xmlbodies`,
+:mod:`target_profile_mock.contracts.profile_json`) and validators that name the rule a request breaks.
 This package imports neither Flask nor pytest.
 """
 

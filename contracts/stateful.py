@@ -1,4 +1,4 @@
-"""A Hypothesis state machine that checks an endpoint against :class:`contracts.model.ProfileModel`.
+"""A Hypothesis state machine that checks an endpoint against :class:`target_profile_mock.contracts.model.ProfileModel`.
 
 The machine talks HTTP through a small driver: anything with ``send(HttpRequest) -> HttpResponse``.
 Drivers that can also control the endpoint (reset it, seed profiles, set how batches progress,
@@ -7,7 +7,7 @@ predicted exactly; against an endpoint without control only what the model can k
 
 Run it against the standalone fake::
 
-    from contracts.stateful import MockServerDriver, profile_machine
+    from target_profile_mock.contracts.stateful import MockServerDriver, profile_machine
     TestProfiles = profile_machine(lambda: MockServerDriver("http://127.0.0.1:8080")).TestCase
 """
 

@@ -8,11 +8,10 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from flask import Flask, Request, Response, request
+from target_profile_mock.contracts.xmlbodies import status_failure
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.utils import cached_property
-
-from contracts.xmlbodies import status_failure
 
 from .backend import MockBackend
 from .config import MockConfig

@@ -15,8 +15,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from contracts.batch import BatchFile
-from contracts.rules import Violation, rule
+from target_profile_mock.contracts.batch import BatchFile
+from target_profile_mock.contracts.rules import Violation, rule
 
 from .clock import Clock
 from .config import TENANT_KEYS, MockConfig
@@ -81,7 +81,7 @@ class MockBackend:
         self._rng_state: random.Random | None = None
         from .faults import FaultInjector  # here, not at the top: faults builds on this module
 
-        self.faults: FaultInjector = FaultInjector(self.config.seed)  #: injected faults (see mockserver.faults)
+        self.faults: FaultInjector = FaultInjector(self.config.seed)  #: injected faults (see .faults)
 
     # --- tenants ---------------------------------------------------------------------------------
     def tenant(self, code: str) -> Tenant:
@@ -187,8 +187,8 @@ class MockBackend:
     def advance(self, seconds: float) -> float:
         """Move the fake's clock forward; time-based batches and delayed updates settle on next read.
 
-        Raises ``ValueError`` (:class:`~mockserver.clock.ClockRangeError`) for a move that would take the
-        clock, in total, past 9000-01-01 (:data:`~mockserver.clock.MAX_EPOCH`); the clock stays put.
+        Raises ``ValueError`` (:class:`~.clock.ClockRangeError`) for a move that would take the
+        clock, in total, past 9000-01-01 (:data:`~target_profile_mock.mockserver.clock.MAX_EPOCH`); the clock stays put.
         """
         return self.clock.advance(seconds)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-from contracts.rules import LIMITS
+from target_profile_mock.contracts.rules import LIMITS
 
 from .lifecycle import Lifecycle
 

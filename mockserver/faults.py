@@ -1,6 +1,6 @@
 """Fault injection: slow answers, error statuses, throttling, damaged bodies and broken connections.
 
-A :class:`FaultInjector` hangs off every :class:`~mockserver.backend.MockBackend` as ``backend.faults``.
+A :class:`FaultInjector` hangs off every :class:`~.backend.MockBackend` as ``backend.faults``.
 It holds an ordered queue of rules; each rule pairs a :class:`Fault` (what happens) with a scope
 (operations, tenant, how many times, with what probability). The edge and token views ask it, after
 their contract checks, whether this call meets a fault (``intercept``); the first rule in the queue
@@ -14,7 +14,7 @@ was applied. Latency is wall-clock time slept by the thread handling the request
 controllable clock does not apply), before anything else happens.
 
 Connection faults break the real socket when the app runs under waitress (the standalone server and
-:class:`~mockserver.server.LiveServer`): a reset closes it with an RST, a disconnect closes it
+:class:`~target_profile_mock.mockserver.server.LiveServer`): a reset closes it with an RST, a disconnect closes it
 without a response, a truncated body announces more bytes than it sends. Anywhere else (the Flask
 test client, an in-process transport) they raise :class:`ConnectionFault` out of the WSGI call; its
 ``requests_exception()`` and ``httpx_exception()`` build the exceptions those libraries raise for
@@ -39,9 +39,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from flask import Response, after_this_request, g, has_request_context
-
-from contracts.rules import LIMITS, Violation, rule
-from contracts.xmlbodies import batch_refused, status_failure, update_failure
+from target_profile_mock.contracts.rules import LIMITS, Violation, rule
+from target_profile_mock.contracts.xmlbodies import batch_refused, status_failure, update_failure
 
 from .backend import ControlError
 from .views.common import JSON, XML, json_response, xml_response

@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
-
-from mockserver import Lifecycle, MockBackend, MockConfig, create_app
-from mockserver.models.journal import Journal
-from mockserver.server import LiveServer
+from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
+from target_profile_mock.mockserver.models.journal import Journal
+from target_profile_mock.mockserver.server import LiveServer
 
 from .options import Settings
 from .wsgi import WsgiBridge

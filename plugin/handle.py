@@ -7,11 +7,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
-
-from contracts.rules import RULES, Severity, Violation
-from mockserver.backend import BatchState, ControlError, MockBackend
-from mockserver.lifecycle import Lifecycle
-from mockserver.models.journal import Journal, JournalEntry
+from target_profile_mock.contracts.rules import RULES, Severity, Violation
+from target_profile_mock.mockserver.backend import BatchState, ControlError, MockBackend
+from target_profile_mock.mockserver.lifecycle import Lifecycle
+from target_profile_mock.mockserver.models.journal import Journal, JournalEntry
 
 from . import matchers as m
 from .options import Settings, Strict, parse_strict
@@ -43,7 +42,7 @@ class TargetProfiles:
     ``assert_called``, ``assert_updated``, ``assert_batch_submitted``, ``assert_contract``.
     Faults: ``add_fault``, ``fault_sequence``, ``load_faults``, ``faults``, ``remove_fault``,
     ``clear_faults`` (the same calls as ``backend.faults``, and the same effect in both fixtures).
-    ``backend`` is the :class:`~mockserver.MockBackend` underneath, for anything not covered here.
+    ``backend`` is the :class:`~target_profile_mock.mockserver.MockBackend` underneath, for anything not covered here.
     """
 
     def __init__(self, backend: MockBackend, app: Flask, settings: Settings, *, url: str | None = None,

@@ -1,6 +1,6 @@
 """Routing Adobe's host names to the fake in process: ``requests`` through ``responses``, and httpx.
 
-Connection faults (``mockserver.faults``) come out of the app as :class:`ConnectionFault`; they
+Connection faults (``target_profile_mock.mockserver.faults``) come out of the app as :class:`ConnectionFault`; they
 are turned into what each library meets on a broken socket: ``requests`` and httpx raise the same
 exception classes with the same messages, at the same point (a truncated body fails when it is read,
 so also only on reading a streamed response).
@@ -25,8 +25,7 @@ import responses
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from responses.registries import FirstMatchRegistry
-
-from mockserver.faults import ConnectionFault
+from target_profile_mock.mockserver.faults import ConnectionFault
 
 from .wsgi import WsgiBridge, WsgiResponse, body_bytes
 

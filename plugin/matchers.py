@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mockserver.models.journal import JournalEntry
+from target_profile_mock.mockserver.models.journal import JournalEntry
 
 __all__ = ["Matcher", "Search", "search"]
 

@@ -107,7 +107,7 @@ def _client_code(value: Any) -> str:
 
 
 def _lifecycle(value: Any) -> str:
-    from mockserver.lifecycle import Lifecycle, LifecycleError
+    from target_profile_mock.mockserver.lifecycle import Lifecycle, LifecycleError
 
     if isinstance(value, Lifecycle):
         return value.spec()
@@ -118,7 +118,7 @@ def _lifecycle(value: Any) -> str:
 
 
 def _allow(value: Any) -> tuple[str, ...]:
-    from contracts.rules import RULES
+    from target_profile_mock.contracts.rules import RULES
 
     items = (value,) if isinstance(value, str) else tuple(value)
     unknown = [r for r in items if r not in RULES]
@@ -130,8 +130,8 @@ def _allow(value: Any) -> tuple[str, ...]:
 def _faults(value: Any) -> tuple[Any, ...]:
     """A fault profile (a fault object, a list of them, or ``{"faults": [...]}``), checked now so a
     mistake fails the test that carries it with the fake's own message."""
-    from mockserver.backend import ControlError
-    from mockserver.faults import FaultInjector
+    from target_profile_mock.mockserver.backend import ControlError
+    from target_profile_mock.mockserver.faults import FaultInjector
 
     if isinstance(value, dict) and set(value) == {"faults"}:
         value = value["faults"]
@@ -147,7 +147,7 @@ def _faults(value: Any) -> tuple[Any, ...]:
 
 
 def _check_config_keys(extra: dict[str, Any]) -> None:
-    from mockserver.config import MockConfig
+    from target_profile_mock.mockserver.config import MockConfig
 
     known = {f.name for f in fields(MockConfig)} - {"client_code", "lifecycle", "auth", "control_token"}
     unknown = sorted(set(extra) - known)

@@ -9,7 +9,7 @@ Fixtures come in layers:
   picks another); the in-process one is kept in the config's stash, so ``target_profiles`` needs no
   fixture argument;
 * ``target_profiles`` / ``target_profile_server`` (per test): the fake reset and configured, handed
-  over as a :class:`~plugin.handle.TargetProfiles`.
+  over as a :class:`~target_profile_mock.plugin.handle.TargetProfiles`.
 
 Heavy imports (Flask, the fake) wait until a fixture is used, so having the plugin installed costs
 test runs that do not use it nothing.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable
 
-from contracts.rules import Severity, Violation
-from mockserver.models.journal import JournalEntry
+from target_profile_mock.contracts.rules import Severity, Violation
+from target_profile_mock.mockserver.models.journal import JournalEntry
 
 __all__ = ["contract_report", "deviation_summary"]
 

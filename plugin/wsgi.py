@@ -101,7 +101,7 @@ class WsgiBridge:
     def call(self, method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes) -> WsgiResponse:
         """Answer one request: ``(status, headers, body)``.
 
-        A connection fault escapes as :class:`mockserver.faults.ConnectionFault` (there is no socket
+        A connection fault escapes as :class:`target_profile_mock.mockserver.faults.ConnectionFault` (there is no socket
         to break); the callers in ``intercept`` turn it into their HTTP library's exception.
         """
         scheme, netloc, path, query, _ = urlsplit(url)

@@ -7,10 +7,9 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from target_profile_mock.contracts.xmlbodies import BatchStatusBody, parse_batch_status, parse_response
+from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
 from werkzeug.test import TestResponse
-
-from contracts.xmlbodies import BatchStatusBody, parse_batch_status, parse_response
-from mockserver import Lifecycle, MockBackend, MockConfig, create_app
 
 
 @pytest.fixture

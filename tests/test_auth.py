@@ -7,10 +7,9 @@ import re
 
 import pytest
 from flask.testing import FlaskClient
+from target_profile_mock.contracts.xmlbodies import parse_response
+from target_profile_mock.mockserver import MockBackend, MockConfig, create_app
 from werkzeug.test import TestResponse
-
-from contracts.xmlbodies import parse_response
-from mockserver import MockBackend, MockConfig, create_app
 
 MEDIA = "application/vnd.adobe.target.v1+json"
 FORM = "application/x-www-form-urlencoded"
@@ -307,8 +306,8 @@ def test_error_request_time_follows_the_fake_clock(client: FlaskClient, backend:
 def test_a_fresh_token_shows_its_full_lifetime_even_if_the_clock_ticks_meanwhile() -> None:
     """The token is issued and its expiresIn read at two clock readings; a millisecond between them
     must not turn 86400 into 86399 (it made the in-process and live fixtures disagree now and then)."""
-    from mockserver.clock import Clock
-    from mockserver.models.tenant import Token
+    from target_profile_mock.mockserver.clock import Clock
+    from target_profile_mock.mockserver.models.tenant import Token
 
     class Ticking(Clock):
         def now(self) -> float:  # every reading is a millisecond later than the one before

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from contracts.xmlbodies import parse_response
+from target_profile_mock.contracts.xmlbodies import parse_response
 
 BODY = b"batch=thirdPartyId,a,b\nc1,1,x\nc2,2\nc3,3,z\n"
 

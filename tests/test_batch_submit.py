@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from target_profile_mock.contracts.xmlbodies import batch_submitted, parse_response
+from target_profile_mock.mockserver import MockBackend
+from target_profile_mock.mockserver.server import LiveServer
 from werkzeug.test import EnvironBuilder, run_wsgi_app
-
-from contracts.xmlbodies import batch_submitted, parse_response
-from mockserver import MockBackend
-from mockserver.server import LiveServer
 
 SAMPLE = (b"batch=pcId,param1,param2,param3,param4\n"
           b"123,value1\n"

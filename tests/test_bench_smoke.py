@@ -14,8 +14,7 @@ BENCH = ROOT / "bench"
 sys.path.insert(0, str(BENCH))
 
 import common  # noqa: E402
-
-from contracts.batch import parse_batch  # noqa: E402
+from target_profile_mock.contracts.batch import parse_batch  # noqa: E402
 
 
 def _run(*argv: str, timeout: float = 60) -> str:

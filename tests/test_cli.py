@@ -1,4 +1,4 @@
-"""The standalone server over a real socket: ``python -m mockserver serve`` and the console script."""
+"""The standalone server over a real socket: ``python -m target_profile_mock serve`` and the console script."""
 
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from contracts.xmlbodies import parse_response
+from target_profile_mock.contracts.xmlbodies import parse_response
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).parent / "target-profile-mock"
@@ -93,7 +92,7 @@ def _spawn(cmd: list[str]) -> Server:
 
 
 def _commands() -> list[pytest.param]:
-    module = pytest.param([sys.executable, "-m", "mockserver"], id="python-m")
+    module = pytest.param([sys.executable, "-m", "target_profile_mock"], id="python-m")
     script = pytest.param([str(SCRIPT)], id="console-script", marks=pytest.mark.skipif(
         not SCRIPT.exists(), reason=f"{SCRIPT} is not installed (pip install . into this environment)"))
     return [module, script]
@@ -101,7 +100,7 @@ def _commands() -> list[pytest.param]:
 
 @contextmanager
 def serving(*args: str, base: list[str] | None = None) -> Iterator[Server]:
-    server = _spawn([*(base or [sys.executable, "-m", "mockserver"]), "serve", "--port", "0", *args])
+    server = _spawn([*(base or [sys.executable, "-m", "target_profile_mock"]), "serve", "--port", "0", *args])
     try:
         server.url = server.wait_for(URL_RE, STARTUP_TIMEOUT).group(1)
         yield server
@@ -192,7 +191,7 @@ def test_port_in_use_is_a_clear_error_with_exit_code_2() -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        proc = subprocess.run([sys.executable, "-m", "mockserver", "serve", "--port", str(port)],
+        proc = subprocess.run([sys.executable, "-m", "target_profile_mock", "serve", "--port", str(port)],
                               capture_output=True, text=True, timeout=30, env=_env(), cwd=ROOT)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
@@ -201,14 +200,14 @@ def test_port_in_use_is_a_clear_error_with_exit_code_2() -> None:
 
 
 def test_bad_arguments_exit_non_zero_with_usage() -> None:
-    proc = subprocess.run([sys.executable, "-m", "mockserver", "serve", "--port", "nope"], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "target_profile_mock", "serve", "--port", "nope"], capture_output=True,
                           text=True, timeout=30, env=_env(), cwd=ROOT)
     assert proc.returncode == 2 and "usage:" in proc.stderr and "--port" in proc.stderr
 
 
 def test_help_lists_the_documented_options() -> None:
-    proc = subprocess.run([sys.executable, "-m", "mockserver", "serve", "--help"], capture_output=True, text=True,
-                          timeout=30, env=_env(), cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-m", "target_profile_mock", "serve", "--help"], capture_output=True,
+                          text=True, timeout=30, env=_env(), cwd=ROOT)
     assert proc.returncode == 0
     for option in ("--host", "--port", "--client-code", "--auth"):
         assert option in proc.stdout

@@ -7,10 +7,9 @@ import io
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from contracts.batch import encode_batch, encode_cell, parse_batch
-from contracts.rules import Severity
-from contracts.xmlbodies import (
+from target_profile_mock.contracts.batch import encode_batch, encode_cell, parse_batch
+from target_profile_mock.contracts.rules import Severity
+from target_profile_mock.contracts.xmlbodies import (
     batch_refused,
     batch_status,
     batch_submitted,

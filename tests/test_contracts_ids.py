@@ -1,10 +1,9 @@
-"""contracts.ids: identifier checks and client codes from host names."""
+"""target_profile_mock.contracts.ids: identifier checks and client codes from host names."""
 
 from __future__ import annotations
 
 import pytest
-
-from contracts.ids import check_third_party_id, check_tnt_id, client_code_from_host, is_edge_host
+from target_profile_mock.contracts.ids import check_third_party_id, check_tnt_id, client_code_from_host, is_edge_host
 
 
 @pytest.mark.parametrize(("host", "code"), [

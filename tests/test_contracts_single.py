@@ -1,4 +1,4 @@
-"""contracts.single: parsing and building ``/m2/<client>/profile/update`` requests."""
+"""target_profile_mock.contracts.single: parsing and building ``/m2/<client>/profile/update`` requests."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from urllib.parse import quote
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from contracts.rules import LIMITS, Severity
-from contracts.single import SingleUpdate, build_single_update, parse_single_update
+from target_profile_mock.contracts.rules import LIMITS, Severity
+from target_profile_mock.contracts.single import SingleUpdate, build_single_update, parse_single_update
 
 FORM = "application/x-www-form-urlencoded"
 

@@ -6,8 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from mockserver import Lifecycle, MockBackend, MockConfig, create_app
+from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
 
 BODY = b"batch=thirdPartyId,a\nc1,x\nc2,y\n"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "control-api.md"
@@ -229,7 +228,7 @@ CENTURY = 100 * 365 * 86_400
 
 def test_repeated_advances_stop_before_the_clock_leaves_the_renderable_range(client, backend):
     """Many allowed advances must not add up past year 9999, where every rendered timestamp would fail."""
-    from mockserver.clock import MAX_EPOCH
+    from target_profile_mock.mockserver.clock import MAX_EPOCH
 
     client.post("/_mock/clock", json={"freeze": True, "at": MAX_EPOCH - 1.5 * CENTURY})
     assert client.post("/_mock/clock", json={"advance": CENTURY}).status_code == 200
@@ -367,7 +366,7 @@ def test_every_route_is_documented(app):
 
 
 def test_cli_options_for_the_lock_and_the_status_host():
-    from mockserver.cli import _parser, config_from_args
+    from target_profile_mock.mockserver.cli import _parser, config_from_args
 
     cfg = config_from_args(_parser().parse_args(["serve", "--control-token", "s3cret",
                                                  "--status-host", "mboxedge45.tt.omtrdc.net"]))

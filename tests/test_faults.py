@@ -17,11 +17,10 @@ from typing import Any
 import httpx
 import pytest
 import requests
-
-from contracts.xmlbodies import parse_response
-from mockserver import ControlError, Lifecycle, MockBackend, MockConfig, create_app
-from mockserver.faults import ConnectionFault, FaultInjector
-from mockserver.server import LiveServer
+from target_profile_mock.contracts.xmlbodies import parse_response
+from target_profile_mock.mockserver import ControlError, Lifecycle, MockBackend, MockConfig, create_app
+from target_profile_mock.mockserver.faults import ConnectionFault, FaultInjector
+from target_profile_mock.mockserver.server import LiveServer
 
 ROOT = Path(__file__).resolve().parent.parent
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -448,7 +447,7 @@ def test_journal_records_faults(be: MockBackend, url: str) -> None:
 
 # --- the CLI -------------------------------------------------------------------------------------
 def _serve(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "mockserver", "serve", "--port", "0", *args], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "target_profile_mock", "serve", "--port", "0", *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

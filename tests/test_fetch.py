@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from flask.testing import FlaskClient
-
-from mockserver import MockBackend
+from target_profile_mock.mockserver import MockBackend
 
 if TYPE_CHECKING:
     from conftest import BulkClient

@@ -8,10 +8,9 @@ import pytest
 from flask import Flask, has_request_context
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from mockserver import Lifecycle, MockBackend, MockConfig, create_app
-from mockserver.app import _LeanRequest, _Request
-from mockserver.views import edge
+from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
+from target_profile_mock.mockserver.app import _LeanRequest, _Request
+from target_profile_mock.mockserver.views import edge
 
 REQUESTS: list[tuple[str, str, dict]] = [
     ("GET", "/m2/demo/profile/update?mbox3rdPartyId=c1&profile.tier=gold", {}),

@@ -7,10 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-
-from contracts.xmlbodies import parse_batch_status
-from mockserver import Lifecycle, MockBackend, MockConfig, create_app
-from mockserver.cli import _parser, config_from_args
+from target_profile_mock.contracts.xmlbodies import parse_batch_status
+from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
+from target_profile_mock.mockserver.cli import _parser, config_from_args
 
 BODY = b"batch=thirdPartyId,a\nc1,1\nc2,2\nc3,3\nc4,4\n"
 IDS = ("c1", "c2", "c3", "c4")

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 from openapi_spec_validator import validate
-
-from mockserver import MockBackend, create_app
-from mockserver.server import LiveServer
+from target_profile_mock.mockserver import MockBackend, create_app
+from target_profile_mock.mockserver.server import LiveServer
 
 
 def _spec() -> dict:
-    return json.loads(files("mockserver").joinpath("openapi.json").read_text(encoding="utf-8"))
+    return json.loads(files("target_profile_mock.mockserver").joinpath("openapi.json").read_text(encoding="utf-8"))
 
 
 def test_the_description_is_valid_openapi_3_1() -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("contracts", "mockserver", "plugin")
+PACKAGES = ("contracts", "mockserver", "plugin")  # folders of the repository, installed under NAMESPACE
+NAMESPACE = "target_profile_mock"
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
@@ -22,12 +23,13 @@ def test_pyproject_declares_the_distribution_and_console_script() -> None:
     project = PROJECT["project"]
     assert project["name"] == "target-profile-mock"
     assert project["requires-python"] == ">=3.11"
-    assert project["scripts"]["target-profile-mock"] == "mockserver.cli:main"
+    assert project["scripts"]["target-profile-mock"] == "target_profile_mock.mockserver.cli:main"
+    assert "license" in project and isinstance(project["license"], str), "an SPDX expression, not a TOML table"
     assert {"flask", "waitress"} <= {d.split(">")[0].split("=")[0].strip().lower() for d in project["dependencies"]}
 
 
 def test_console_script_target_exists() -> None:
-    from mockserver.cli import main
+    from target_profile_mock.mockserver.cli import main
 
     assert callable(main)
     with pytest.raises(SystemExit) as exc:
@@ -38,10 +40,11 @@ def test_console_script_target_exists() -> None:
 def _shipped_sources() -> set[str]:
     """The files of the packages that an install must carry: modules, py.typed and data files."""
     out = set()
-    for pkg in PACKAGES:
+    for pkg in (*PACKAGES, NAMESPACE):
         for path in (ROOT / pkg).rglob("*"):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".typed", ".json"):
-                out.add(path.relative_to(ROOT).as_posix())
+                rel = path.relative_to(ROOT).as_posix()
+                out.add(rel if pkg == NAMESPACE else f"{NAMESPACE}/{rel}")
     return out
 
 
@@ -70,7 +73,7 @@ def test_wheel_ships_packages_package_data_and_entry_point(tmp_path: Path) -> No
     for name in ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "MANIFEST.in"):
         if (ROOT / name).exists():
             shutil.copy2(ROOT / name, src / name)
-    for pkg in PACKAGES:
+    for pkg in (*PACKAGES, NAMESPACE):
         shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = tmp_path / "dist"
     proc = subprocess.run(
@@ -84,9 +87,12 @@ def test_wheel_ships_packages_package_data_and_entry_point(tmp_path: Path) -> No
         names = set(whl.namelist())
         entry_points = next(whl.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
     for pkg in PACKAGES:
-        assert f"{pkg}/__init__.py" in names
-        assert f"{pkg}/py.typed" in names
+        assert f"{NAMESPACE}/{pkg}/__init__.py" in names
+        assert f"{NAMESPACE}/{pkg}/py.typed" in names
     missing = _shipped_sources() - names
     assert not missing, f"the wheel lacks {sorted(missing)}"
-    assert not any(n.startswith(("tests/", "bench/", "docs/")) for n in names)
-    assert "target-profile-mock = mockserver.cli:main" in entry_points
+    # one import package and nothing else at the top level of site-packages
+    assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {NAMESPACE}
+    assert "target-profile-mock = target_profile_mock.mockserver.cli:main" in entry_points
+    assert "target_profiles = target_profile_mock.plugin.pytest_plugin" in entry_points
+    assert "target_profile_mock = target_profile_mock._hypothesis:_register" in entry_points

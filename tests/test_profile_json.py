@@ -1,4 +1,4 @@
-"""contracts.profile_json: the fetch response shape, timestamps and the verbatim 404 bodies."""
+"""target_profile_mock.contracts.profile_json: the fetch response shape, timestamps and the verbatim 404 bodies."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from datetime import datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from contracts.profile_json import format_timestamp, not_found_body, not_found_json, profile_body
+from target_profile_mock.contracts.profile_json import format_timestamp, not_found_body, not_found_json, profile_body
 
 #: ISO-8601 with milliseconds and a numeric UTC offset, as in 2017-08-18T17:53:39.003-04:00 (EL-PROFILES)
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{2}:\d{2}$")

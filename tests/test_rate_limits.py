@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from contracts.xmlbodies import parse_response
-from mockserver.cli import _parser, config_from_args
+from target_profile_mock.contracts.xmlbodies import parse_response
+from target_profile_mock.mockserver.cli import _parser, config_from_args
 
 BODY = b"batch=thirdPartyId,a\nc1,x\n"
 

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from mockserver import Lifecycle, MockBackend, MockConfig, create_app
-from mockserver.server import LiveServer
+from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
+from target_profile_mock.mockserver.server import LiveServer
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 DEFAULT_URL = "http://127.0.0.1:8080"

@@ -6,8 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from contracts.rules import LIMITS, RULES, Rule, Severity, Violation, rule
+from target_profile_mock.contracts.rules import LIMITS, RULES, Rule, Severity, Violation, rule
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +21,7 @@ _TAG_RE = re.compile(r"[A-Z][A-Z0-9.-]*[A-Z0-9]")
 
 
 def test_rule_ids_are_unique_and_keyed_by_id() -> None:
-    from contracts import rules as mod
+    from target_profile_mock.contracts import rules as mod
 
     ids = [r.id for r in mod._RULE_LIST]
     assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
@@ -68,7 +67,7 @@ def test_unknown_rule_names_the_known_ones() -> None:
 def test_every_rule_the_code_names_exists() -> None:
     # a misspelt id would be a KeyError, i.e. a 500, the first time that branch runs
     named: set[str] = set()
-    for pkg in ("contracts", "mockserver", "plugin"):
+    for pkg in ("contracts", "mockserver", "plugin", "target_profile_mock"):
         for path in (ROOT / pkg).rglob("*.py"):
             named |= set(re.findall(r"""\brule\(\s*["']([a-z0-9.-]+)["']""", path.read_text()))
     assert named, "the scan found no rule references"

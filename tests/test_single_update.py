@@ -8,12 +8,11 @@ import pytest
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from target_profile_mock.contracts.single import build_single_update
+from target_profile_mock.contracts.xmlbodies import parse_response
+from target_profile_mock.mockserver import MockBackend
+from target_profile_mock.mockserver.models.journal import JournalEntry
 from werkzeug.test import TestResponse
-
-from contracts.single import build_single_update
-from contracts.xmlbodies import parse_response
-from mockserver import MockBackend
-from mockserver.models.journal import JournalEntry
 
 SUCCESS = (b"<response><success>true</success><pcId></pcId>"
            b"<message>Request successfully submitted</message></response>")

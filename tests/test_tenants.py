@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from flask.testing import FlaskClient
-
-from mockserver import MockBackend, MockConfig, create_app
+from target_profile_mock.mockserver import MockBackend, MockConfig, create_app
 
 OK = b"<response><success>true</success><pcId></pcId><message>Request successfully submitted</message></response>"
 

@@ -1,12 +1,11 @@
-"""contracts.xmlbodies: the /m2/ XML bodies, byte-exact where Adobe documents the bytes."""
+"""target_profile_mock.contracts.xmlbodies: the /m2/ XML bodies, byte-exact where Adobe documents the bytes."""
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from contracts.xmlbodies import parse_response, update_failure, update_success
+from target_profile_mock.contracts.xmlbodies import parse_response, update_failure, update_success
 
 DOCUMENTED_SUCCESS = (b"<response><success>true</success><pcId></pcId>"
                       b"<message>Request successfully submitted</message></response>")

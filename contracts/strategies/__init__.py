@@ -4,7 +4,7 @@ Building blocks (:func:`tnt_ids`, :func:`third_party_ids`, :func:`attribute_name
 :func:`attribute_values`, :func:`profile_attributes`), valid requests (:func:`single_updates`,
 :func:`batch_files`, :func:`batch_specs`), invalid requests tagged with the rule they break and the
 outcome they get (:func:`invalid_calls`, :func:`invalid_single_updates`, :func:`invalid_batch_files`),
-and server-behaviour scenarios (:func:`scenarios`). All read :data:`contracts.RULES` and the
+and server-behaviour scenarios (:func:`scenarios`). All read :data:`target_profile_mock.contracts.RULES` and the
 serialisers of :mod:`contracts`, so they agree with the validators and the fake.
 """
 
@@ -46,3 +46,7 @@ __all__ = [
     "third_party_ids",
     "tnt_ids",
 ]
+
+from ._registry import register_type_strategies as _register_type_strategies
+
+_register_type_strategies()

@@ -1,4 +1,4 @@
-"""Invalid requests: each breaks exactly one error rule of :data:`contracts.RULES` and carries the
+"""Invalid requests: each breaks exactly one error rule of :data:`target_profile_mock.contracts.RULES` and carries the
 outcome the fake gives it, derived from the rule table (status, ``success`` false, ``[rule-id]``)."""
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ class Scenario:
     """
 
     kind: str
-    lifecycle: str  #: a lifecycle spec, e.g. ``polls=2,stuck`` (see ``mockserver.Lifecycle``)
+    lifecycle: str  #: a lifecycle spec, e.g. ``polls=2,stuck`` (see ``target_profile_mock.mockserver.Lifecycle``)
     outcome: Literal["complete", "stuck"] = "complete"
     polls_until_end: int | None = 0
     seconds: float = 0.0

@@ -6,8 +6,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from contracts.batch import BatchFile, BatchRows
-from contracts.rules import Violation
+from target_profile_mock.contracts.batch import BatchFile, BatchRows
+from target_profile_mock.contracts.rules import Violation
 
 from ..lifecycle import Lifecycle
 from .profiles import IdKind, ProfileStore

@@ -9,11 +9,10 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from target_profile_mock.contracts.rules import Judged, Violation
+from target_profile_mock.contracts.single import query_pairs
 from werkzeug.datastructures import EnvironHeaders, MultiDict
 from werkzeug.wrappers import Request
-
-from contracts.rules import Judged, Violation
-from contracts.single import query_pairs
 
 #: Bodies are kept up to this many bytes; a 50 MB batch file is summarised, not copied.
 BODY_KEEP = 64 * 1024

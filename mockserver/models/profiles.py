@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
-from contracts.batch import decode_row
-from contracts.profile_json import format_timestamp
+from target_profile_mock.contracts.batch import decode_row
+from target_profile_mock.contracts.profile_json import format_timestamp
 
 IdKind = Literal["tntId", "thirdPartyId", "marketingCloudVisitorId"]
 ID_KINDS: tuple[IdKind, ...] = ("tntId", "thirdPartyId", "marketingCloudVisitorId")

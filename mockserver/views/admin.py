@@ -8,9 +8,8 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, Response, request
-
-from contracts.profile_json import format_timestamp
-from contracts.rules import Violation, rule
+from target_profile_mock.contracts.profile_json import format_timestamp
+from target_profile_mock.contracts.rules import Violation, rule
 
 from .common import backend, finish, json_response, start_entry
 

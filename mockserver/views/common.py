@@ -8,11 +8,10 @@ from typing import Any, BinaryIO
 
 from flask import Request, Response, current_app, g, request
 from flask.globals import _cv_request
+from target_profile_mock.contracts.ids import client_code_from_host
+from target_profile_mock.contracts.rules import Violation, rule
+from target_profile_mock.contracts.xmlbodies import update_failure
 from werkzeug.wsgi import get_content_length
-
-from contracts.ids import client_code_from_host
-from contracts.rules import Violation, rule
-from contracts.xmlbodies import update_failure
 
 from ..backend import MockBackend
 from ..models.journal import BODY_KEEP, JournalEntry, environ_snapshot
@@ -57,7 +56,7 @@ def start_entry(operation: str, be: MockBackend | None = None, req: Request | No
     """Open the journal entry for this request; the view fills it in and ``finish`` closes it.
 
     ``be`` and ``req`` default to the current Flask app's backend and request; the lean dispatch
-    (``mockserver.app``) passes them, as it runs the view outside Flask's request context.
+    (``target_profile_mock.mockserver.app``) passes them, as it runs the view outside Flask's request context.
     The entry keeps the environ's text and works out its URL, query and headers only when read.
     """
     if be is None:

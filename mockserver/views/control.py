@@ -1,6 +1,6 @@
 """The fake's own control API under ``/_mock/`` (documented in docs/control-api.md).
 
-Every operation is a thin wrapper over a :class:`~mockserver.backend.MockBackend` method, so the
+Every operation is a thin wrapper over a :class:`~target_profile_mock.mockserver.backend.MockBackend` method, so the
 Python API and the HTTP API cannot drift apart. Reads never count as polls.
 """
 
@@ -77,7 +77,8 @@ def openapi() -> Response:
     """The OpenAPI 3.1 description of every route (read from package data, so installed copies serve it)."""
     from importlib.resources import files
 
-    return Response(files("mockserver").joinpath("openapi.json").read_bytes(), content_type="application/json")
+    return Response(files("target_profile_mock.mockserver").joinpath("openapi.json").read_bytes(),
+                    content_type="application/json")
 
 
 @bp.post("/reset")
@@ -263,7 +264,7 @@ def clear_journal() -> Response:
     return json_response({"cleared": True})
 
 
-# --- faults (mockserver.faults; the same calls as backend.faults) ---------------------------------
+# --- faults (target_profile_mock.mockserver.faults; the same calls as backend.faults) ---------------------------------
 @bp.get("/faults")
 def list_faults() -> Response:
     return json_response(backend().faults.list())

@@ -6,14 +6,12 @@ import io
 from typing import Literal
 
 from flask import Blueprint, Request, Response, request
-from werkzeug.exceptions import RequestEntityTooLarge
-
-from contracts.batch import Transport, parse_batch
-from contracts.ids import client_code_from_host
-from contracts.profile_json import FetchKind, not_found_json, profile_body
-from contracts.rules import LIMITS, Violation, rule
-from contracts.single import parse_single_update
-from contracts.xmlbodies import (
+from target_profile_mock.contracts.batch import Transport, parse_batch
+from target_profile_mock.contracts.ids import client_code_from_host
+from target_profile_mock.contracts.profile_json import FetchKind, not_found_json, profile_body
+from target_profile_mock.contracts.rules import LIMITS, Violation, rule
+from target_profile_mock.contracts.single import parse_single_update
+from target_profile_mock.contracts.xmlbodies import (
     batch_refused,
     batch_status,
     batch_submitted,
@@ -21,6 +19,7 @@ from contracts.xmlbodies import (
     update_failure,
     update_success,
 )
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..backend import MockBackend
 from ..models.journal import BODY_KEEP

@@ -13,10 +13,9 @@ import httpx
 import pytest
 import requests
 from conftest import Run
-
-from contracts.xmlbodies import parse_response
-from mockserver import ControlError
-from plugin import TargetProfiles
+from target_profile_mock.contracts.xmlbodies import parse_response
+from target_profile_mock.mockserver import ControlError
+from target_profile_mock.plugin import TargetProfiles
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 BATCH = b"batch=thirdPartyId,tier\nv1,gold\nv2,silver\n"
@@ -397,7 +396,7 @@ def test_faults_are_per_test_and_the_marker_queues_them(run: Run) -> None:
 
 
 def test_marker_faults_other_than_a_list_are_refused() -> None:
-    from plugin.options import OptionError, Settings
+    from target_profile_mock.plugin.options import OptionError, Settings
 
     assert Settings().merge(faults={"faults": [{"kind": "reset"}]}).faults == ({"kind": "reset"},)
     with pytest.raises(OptionError, match="give a list of fault objects"):

@@ -88,9 +88,8 @@ def test_live_server_counts_requests_in_flight() -> None:
     import time
 
     import requests
-
-    from mockserver import MockBackend, create_app
-    from mockserver.server import LiveServer
+    from target_profile_mock.mockserver import MockBackend, create_app
+    from target_profile_mock.mockserver.server import LiveServer
 
     be = MockBackend()
     be.faults.add("latency", latency=0.4, operation="fetch", times=1)

@@ -132,7 +132,7 @@ def test_registered_by_entry_point_and_can_be_disabled(run: Run) -> None:
 
 def test_entry_point_is_declared() -> None:
     text = Path(ROOT, "pyproject.toml").read_text(encoding="utf-8")
-    assert '[project.entry-points.pytest11]\ntarget_profiles = "plugin.pytest_plugin"' in text
+    assert '[project.entry-points.pytest11]\ntarget_profiles = "target_profile_mock.plugin.pytest_plugin"' in text
 
 
 def test_each_xdist_worker_gets_its_own_server(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask.testing import FlaskClient
-
-from contracts.model import ProfileModel
-from contracts.stateful import ControlOverHttp
-from contracts.strategies import HttpRequest, HttpResponse
-from mockserver import Lifecycle, MockBackend, MockConfig, create_app
+from target_profile_mock.contracts.model import ProfileModel
+from target_profile_mock.contracts.stateful import ControlOverHttp
+from target_profile_mock.contracts.strategies import HttpRequest, HttpResponse
+from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
 
 
 def fresh_backend(**config: object) -> MockBackend:

@@ -7,11 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from strategy_support import fresh_backend, send
-
-from contracts.rules import RULES, Severity
-from contracts.strategies import BREAKABLE_RULES, InvalidCall, invalid_calls
-from contracts.xmlbodies import parse_response
-from mockserver import MockBackend, create_app
+from target_profile_mock.contracts.rules import RULES, Severity
+from target_profile_mock.contracts.strategies import BREAKABLE_RULES, InvalidCall, invalid_calls
+from target_profile_mock.contracts.xmlbodies import parse_response
+from target_profile_mock.mockserver import MockBackend, create_app
 
 HUGE = ("batch.too-large", "batch.too-many-rows")
 

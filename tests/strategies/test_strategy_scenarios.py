@@ -8,11 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis.errors import InvalidArgument
 from strategy_support import fresh_backend, send
-
-from contracts.strategies import HttpRequest, Scenario, scenarios
-from contracts.strategies.scenarios import SCENARIO_KINDS
-from contracts.xmlbodies import parse_batch_status, parse_response
-from mockserver import MockBackend, create_app
+from target_profile_mock.contracts.strategies import HttpRequest, Scenario, scenarios
+from target_profile_mock.contracts.strategies.scenarios import SCENARIO_KINDS
+from target_profile_mock.contracts.xmlbodies import parse_batch_status, parse_response
+from target_profile_mock.mockserver import MockBackend, create_app
 
 BODY = b"batch=pcId,a\n1000000000000-000001,x\n1000000000000-000002,y\n1000000000000-000003,z\n"
 
@@ -69,8 +68,7 @@ def test_control_requests_set_the_same_as_apply(scenario: Scenario) -> None:
 
 def test_new_kinds_can_be_registered() -> None:
     from hypothesis import strategies as st
-
-    from contracts.strategies import register_scenario_kind
+    from target_profile_mock.contracts.strategies import register_scenario_kind
 
     register_scenario_kind("always-stuck", lambda _: st.just(Scenario("always-stuck", "immediate,stuck", "stuck")))
     try:

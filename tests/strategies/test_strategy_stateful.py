@@ -6,10 +6,9 @@ import pytest
 from hypothesis import Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 from strategy_support import FlaskDriver
-
-from contracts.stateful import MockServerDriver, RequestsDriver, profile_machine
-from mockserver import create_app
-from mockserver.server import LiveServer
+from target_profile_mock.contracts.stateful import MockServerDriver, RequestsDriver, profile_machine
+from target_profile_mock.mockserver import create_app
+from target_profile_mock.mockserver.server import LiveServer
 
 TestInProcess = profile_machine(FlaskDriver, polls_to_complete=1).TestCase
 TestInProcess.settings = settings(max_examples=25, stateful_step_count=25, deadline=None)

@@ -5,13 +5,19 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategy_support import fake_state, fresh_backend, model_state, send
-
-from contracts.batch import parse_batch
-from contracts.model import ProfileModel
-from contracts.single import parse_single_update
-from contracts.strategies import BatchCall, BatchSpec, SingleUpdateCall, batch_files, batch_specs, single_updates
-from contracts.xmlbodies import parse_batch_status, parse_response
-from mockserver import create_app
+from target_profile_mock.contracts.batch import parse_batch
+from target_profile_mock.contracts.model import ProfileModel
+from target_profile_mock.contracts.single import parse_single_update
+from target_profile_mock.contracts.strategies import (
+    BatchCall,
+    BatchSpec,
+    SingleUpdateCall,
+    batch_files,
+    batch_specs,
+    single_updates,
+)
+from target_profile_mock.contracts.xmlbodies import parse_batch_status, parse_response
+from target_profile_mock.mockserver import create_app
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
