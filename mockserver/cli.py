@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import math
+import re
 import signal
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from .app import create_app
@@ -14,53 +18,134 @@ from .config import MockConfig
 from .lifecycle import Lifecycle, LifecycleError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_CLIENT_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # usable both in /m2/<code>/ and <code>.tt.omtrdc.net
+_HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(?P<port>[0-9]{1,5}))?")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that answers a bad command line with one line on stderr and exit status 2 (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _whole(minimum: int, *, off: str | None = None) -> Callable[[str], int | None]:
+    """An argparse type: a whole number >= minimum (or the word ``off``, read as None, when allowed)."""
+    def parse(text: str) -> int | None:
+        if off is not None and text.strip().lower() == "off":
+            return None
+        try:
+            n = int(text)
+        except ValueError:
+            n = None
+        if n is None or n < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a whole number >= {minimum}" + (f" or 'off' ({off})" if off else ""))
+        return n
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: ports are 0-65535 (0 picks a free one)")
+    return port
+
+
+def _client_code(text: str) -> str:
+    if not _CLIENT_CODE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a client code: letters, digits, '_' and '-', "
+                                         "starting with a letter or digit (as in <code>.tt.omtrdc.net)")
+    return text
+
+
+def _status_host(text: str) -> str:
+    m = _HOST_PORT.fullmatch(text)
+    if not m or (m.group("port") is not None and not 0 < int(m.group("port")) <= 65535):
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST or HOST:PORT (no scheme, no path), "
+                                         "e.g. mboxedge45.tt.omtrdc.net or 127.0.0.1:8080")
+    return text
+
+
+def _lifecycle(text: str) -> str:
+    try:
+        Lifecycle.parse(text)
+    except LifecycleError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _token(text: str) -> str:
+    if not text or any(c.isspace() or not c.isprintable() for c in text):
+        raise argparse.ArgumentTypeError("the token must be non-empty printable text without spaces "
+                                         "(it is sent as an X-Mock-Token header)")
+    return text
+
+
+def _host(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give an interface name or address, e.g. 127.0.0.1 or 0.0.0.0")
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="target-profile-mock",
-                                description="A stateful fake of Adobe Target's Profile APIs.")
+    from .. import __version__
+
+    p = _Parser(prog="target-profile-mock", description="A stateful fake of Adobe Target's Profile APIs.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the standalone mock server")
-    s.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
-    s.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0 picks a free port)")
-    s.add_argument("--client-code", default="demo",
+    s.add_argument("--host", type=_host, default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
+    s.add_argument("--port", type=_port, default=8080, help="port (default: 8080; 0 picks a free port)")
+    s.add_argument("--client-code", type=_client_code, default="demo",
                    help="tenant for /m2/client/... paths when the Host header names none (default: demo)")
     s.add_argument("--auth", action="store_true", help="require Authorization: Bearer <token> on profile APIs")
-    s.add_argument("--batch-delay", type=float, default=2.0, metavar="SECONDS",
+    s.add_argument("--batch-delay", type=_seconds, default=2.0, metavar="SECONDS",
                    help="batches complete this long after submission (default: 2)")
-    s.add_argument("--lifecycle", metavar="SPEC",
+    s.add_argument("--lifecycle", type=_lifecycle, metavar="SPEC",
                    help="batch lifecycle spec, e.g. 'polls=2', 'seconds=5,stuck', 'immediate,failed=10%%' "
                         "(overrides --batch-delay)")
-    s.add_argument("--update-delay", type=float, default=0.0, metavar="SECONDS",
+    s.add_argument("--update-delay", type=_seconds, default=0.0, metavar="SECONDS",
                    help="single updates become visible after this long (default: 0)")
-    s.add_argument("--bulk-rate-limit", type=int, default=50, metavar="N",
-                   help="bulk calls per minute per tenant before HTTP 503 (default: 50; 0 turns it off)")
-    s.add_argument("--status-host", metavar="HOST[:PORT]",
+    s.add_argument("--bulk-rate-limit", type=_whole(0, off="no limit"), default=50, metavar="N",
+                   help="bulk calls per minute per tenant before HTTP 503 (default: 50; 0 refuses every bulk "
+                        "call; 'off' switches the limit off)")
+    s.add_argument("--status-host", type=_status_host, metavar="HOST[:PORT]",
                    help="host written into batchStatus URLs (default: the host the client used)")
     s.add_argument("--seed", type=int, default=0, help="seed for ids and scripted outcomes (default: 0)")
-    s.add_argument("--journal-size", type=int, default=10_000, metavar="N",
+    s.add_argument("--journal-size", type=_whole(0), default=10_000, metavar="N",
                    help="requests kept in the journal (default: 10000)")
-    s.add_argument("--control-token", metavar="TOKEN",
+    s.add_argument("--control-token", type=_token, metavar="TOKEN",
                    help="require X-Mock-Token: TOKEN on the /_mock/ control API")
-    s.add_argument("--threads", type=int, default=8, help="worker threads (default: 8)")
+    s.add_argument("--threads", type=_whole(1), default=8, help="worker threads (default: 8)")
     s.add_argument("--fault-profile", metavar="FILE",
                    help="queue the faults in this JSON file at start (the body POST /_mock/faults takes)")
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> MockConfig:
-    try:
-        lifecycle = Lifecycle.parse(args.lifecycle) if args.lifecycle else Lifecycle(
-            mode="seconds", seconds=args.batch_delay)
-        lifecycle.validate()
-    except LifecycleError as exc:
-        raise SystemExit(f"target-profile-mock: --lifecycle: {exc}") from None
+    """The server's settings from parsed (so already checked) options."""
+    lifecycle = Lifecycle.parse(args.lifecycle) if args.lifecycle else Lifecycle(
+        mode="seconds", seconds=args.batch_delay)
     return MockConfig(
         client_code=args.client_code,
         lifecycle=lifecycle,
         auth=args.auth,
         update_delay=args.update_delay,
-        bulk_calls_per_minute=args.bulk_rate_limit or None,
+        bulk_calls_per_minute=args.bulk_rate_limit,
         status_host=args.status_host,
         seed=args.seed,
         journal_size=args.journal_size,
@@ -72,9 +157,31 @@ def _stop(signum: int, frame: object) -> NoReturn:
     raise SystemExit(0)
 
 
+def _fail(message: str) -> int:
+    print(f"target-profile-mock: error: {message}", file=sys.stderr, flush=True)
+    return 2
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> str:
+    where = f"cannot listen on {host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"{where}: the port is already in use (another server?); --port 0 picks a free port"
+    if exc.errno == errno.EACCES:
+        return f"{where}: permission denied (ports below 1024 need privileges); --port 0 picks a free port"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{where}: {host} is not an address of this machine (--host 127.0.0.1 or 0.0.0.0 are)"
+    return f"{where}: {exc.strerror or exc}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .server import make_server
+
+    try:
+        socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:  # gaierror, or a name IDNA cannot encode
+        return _fail(f"--host {args.host}: no such interface or host name ({exc}); "
+                     "use an address such as 127.0.0.1 or 0.0.0.0")
 
     config = config_from_args(args)
     backend = MockBackend(config)
@@ -82,15 +189,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             rules = backend.faults.load_file(args.fault_profile)
         except ControlError as exc:
-            print(f"target-profile-mock: --fault-profile: {exc}", file=sys.stderr)
-            return 2
+            return _fail(f"--fault-profile: {exc}")
         print(f"target-profile-mock: {len(rules)} fault rule(s) queued from {args.fault_profile}", flush=True)
     app = create_app(backend)
     try:
         server = make_server(app, args.host, args.port, args.threads)
     except OSError as exc:
-        print(f"target-profile-mock: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 2
+        return _fail(_listen_error(args.host, args.port, exc))
+    except ValueError as exc:  # waitress: a host it cannot bind, though it resolved
+        return _fail(f"--host {args.host}: cannot listen there ({exc})")
     host = server.effective_host  # type: ignore[attr-defined]
     shown = f"[{host}]" if ":" in str(host) else host
     # handle the signals before printing the URL: a supervisor may stop the server as soon as it reads it;

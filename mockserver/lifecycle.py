@@ -15,6 +15,10 @@ class LifecycleError(ValueError):
     """A lifecycle spec that cannot be read."""
 
 
+#: The parts a spec is made of, as an error message lists them.
+PARTS = ("immediate", "polls=N", "seconds=T", "manual", "complete", "stuck", "failed=N|P%", "lost=N|P%")
+
+
 def _amount(text: str, what: str) -> int | float:
     """``3`` rows, or ``10%`` / ``0.1%`` of the rows (returned as a share below 1)."""
     try:
@@ -78,7 +82,7 @@ class Lifecycle:
                 elif name == "lost":
                     lc = replace(lc, lost=_amount(value, name))
                 else:
-                    raise LifecycleError(f"unknown lifecycle part {part!r}")
+                    raise LifecycleError(f"unknown lifecycle part {part!r}; the parts are {', '.join(PARTS)}")
             except ValueError as exc:
                 if isinstance(exc, LifecycleError):
                     raise

@@ -193,16 +193,96 @@ def test_port_in_use_is_a_clear_error_with_exit_code_2() -> None:
         port = busy.getsockname()[1]
         proc = subprocess.run([sys.executable, "-m", "target_profile_mock", "serve", "--port", str(port)],
                               capture_output=True, text=True, timeout=30, env=_env(), cwd=ROOT)
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert "serving on" not in proc.stdout
+    _assert_refused(proc, f"cannot listen on 127.0.0.1:{port}", "already in use", "--port 0 picks a free port")
 
 
-def test_bad_arguments_exit_non_zero_with_usage() -> None:
-    proc = subprocess.run([sys.executable, "-m", "target_profile_mock", "serve", "--port", "nope"], capture_output=True,
-                          text=True, timeout=30, env=_env(), cwd=ROOT)
-    assert proc.returncode == 2 and "usage:" in proc.stderr and "--port" in proc.stderr
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "target_profile_mock", *args], capture_output=True, text=True,
+                          timeout=30, env=_env(), cwd=ROOT, stdin=subprocess.DEVNULL)
+
+
+def _assert_refused(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    """Exit status 2, one line on stderr holding every fragment, and no server started."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in proc.stderr, (fragment, proc.stderr)
+    assert "Traceback" not in proc.stderr and "serving on" not in proc.stdout
+
+
+@pytest.mark.parametrize(("argv", "fragments"), [
+    (["--port", "nope"], ["argument --port", "'nope' is not a port", "0-65535"]),
+    (["--port", "70000"], ["argument --port", "'70000' is not a port", "0 picks a free one"]),
+    (["--port", "-1"], ["argument --port", "0-65535"]),
+    (["--threads", "0"], ["argument --threads", "'0' is not a whole number >= 1"]),
+    (["--threads", "many"], ["argument --threads", "whole number >= 1"]),
+    (["--batch-delay", "-1"], ["argument --batch-delay", "'-1' is not a number of seconds >= 0"]),
+    (["--batch-delay", "inf"], ["argument --batch-delay", "seconds >= 0"]),
+    (["--update-delay", "nan"], ["argument --update-delay", "seconds >= 0"]),
+    (["--lifecycle", "polls=2,sometimes"], ["argument --lifecycle", "unknown lifecycle part 'sometimes'",
+                                            "the parts are immediate, polls=N, seconds=T, manual, complete, stuck, "
+                                            "failed=N|P%, lost=N|P%"]),
+    (["--lifecycle", "seconds=-5"], ["argument --lifecycle", "cannot be negative"]),
+    (["--bulk-rate-limit", "-3"], ["argument --bulk-rate-limit", "whole number >= 0 or 'off'"]),
+    (["--journal-size", "-1"], ["argument --journal-size", "whole number >= 0"]),
+    (["--seed", "x"], ["argument --seed", "invalid int value: 'x'"]),
+    (["--client-code", "acme/eu"], ["argument --client-code", "'acme/eu' is not a client code"]),
+    (["--client-code", ""], ["argument --client-code", "is not a client code"]),
+    (["--status-host", "https://mboxedge45.tt.omtrdc.net"], ["argument --status-host", "no scheme"]),
+    (["--status-host", "edge:99999"], ["argument --status-host", "HOST:PORT"]),
+    (["--control-token", "two words"], ["argument --control-token", "without spaces"]),
+    (["--host", ""], ["argument --host", "127.0.0.1"]),
+    (["--bogus"], ["unrecognized arguments: --bogus"]),
+], ids=lambda v: " ".join(v) if isinstance(v, list) and v and v[0].startswith("--") else None)
+def test_every_option_is_checked_with_one_line_and_exit_status_2(argv: list[str], fragments: list[str]) -> None:
+    proc = _run("serve", *argv)
+    _assert_refused(proc, *fragments)
+    assert proc.stderr.startswith("target-profile-mock")
+
+
+def test_an_unknown_host_is_one_line_not_a_traceback() -> None:
+    _assert_refused(_run("serve", "--host", "nosuchhost.invalid", "--port", "0"),
+                    "target-profile-mock: error: --host nosuchhost.invalid: no such interface or host name")
+
+
+def test_a_host_that_is_not_this_machine_is_one_line() -> None:
+    # TEST-NET-1 (RFC 5737): never an address of this machine
+    _assert_refused(_run("serve", "--host", "192.0.2.1", "--port", "0"), "cannot listen on 192.0.2.1:0",
+                    "not an address of this machine")
+
+
+def test_a_missing_fault_profile_is_one_line() -> None:
+    _assert_refused(_run("serve", "--port", "0", "--fault-profile", "no-such-faults.json"),
+                    "--fault-profile", "no-such-faults.json")
+
+
+def test_version() -> None:
+    from target_profile_mock import __version__
+
+    proc = _run("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"target-profile-mock {__version__}"
+
+
+def test_edge_values_are_accepted() -> None:
+    # the bounds themselves: port 0 and one thread serve; 'off' and 0 are both limits the server takes
+    with serving("--threads", "1", "--batch-delay", "0", "--bulk-rate-limit", "off", "--journal-size", "0",
+                 "--status-host", "[::1]:8080") as server:
+        assert requests.get(f"{server.url}/_mock/health", timeout=5).status_code == 200
+        settings = requests.get(f"{server.url}/_mock/settings", timeout=5).json()
+        assert settings["bulk_calls_per_minute"] is None and settings["lifecycle"] == "seconds=0"
+        assert server.stop(signal.SIGTERM) == 0
+
+
+@pytest.mark.parametrize(("limit", "answers"), [("0", [503, 503]), ("off", [200] * 60), ("2", [200, 200, 503])])
+def test_bulk_rate_limit_over_a_socket(limit: str, answers: list[int]) -> None:
+    # 0 refuses every bulk call, as bulkCallsPerMinute: 0 does in the control API; 'off' has no limit
+    with serving("--bulk-rate-limit", limit) as server:
+        got = [requests.post(f"{server.url}/m2/demo/v2/profile/batchUpdate", data=b"batch=thirdPartyId,a\nc1,x\n",
+                             headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=5).status_code
+               for _ in answers]
+        assert got == answers
+        assert server.stop(signal.SIGTERM) == 0
 
 
 def test_help_lists_the_documented_options() -> None:

@@ -107,9 +107,36 @@ def test_limit_adjustable_from_python(bulk, backend):
 
 
 @pytest.mark.parametrize(("argv", "limit"), [([], 50), (["--bulk-rate-limit", "10"], 10),
-                                             (["--bulk-rate-limit", "0"], None)])
+                                             (["--bulk-rate-limit", "0"], 0), (["--bulk-rate-limit", "off"], None),
+                                             (["--bulk-rate-limit", "OFF"], None)])
 def test_cli_option(argv, limit):
     assert config_from_args(_parser().parse_args(["serve", *argv])).bulk_calls_per_minute == limit
+
+
+def _assert_refused_by_a_zero_limit(r) -> None:
+    assert_503(r)
+    message = parse_response(r.data)["message"]
+    assert "set to 0 calls a minute" in message and "--bulk-rate-limit off" in message, message
+
+
+@pytest.mark.parametrize("tenant", [None, "demo"])
+def test_a_limit_of_0_over_http_refuses_every_bulk_call(bulk, client, backend, tenant):
+    body = {"bulkCallsPerMinute": 0} | ({"tenant": tenant} if tenant else {})
+    assert client.put("/_mock/rate-limits", json=body).get_json()["bulk_calls_per_minute"] == 0
+    _assert_refused_by_a_zero_limit(bulk.post(BODY))
+    backend.advance(3600)
+    _assert_refused_by_a_zero_limit(bulk.post(BODY))
+    assert backend.batches("demo") == []
+
+
+def test_a_limit_of_0_from_the_command_line_refuses_every_bulk_call(bulk, backend):
+    # the same setting as bulkCallsPerMinute: 0; `off` is what switches the limit off
+    backend.configure(bulk_calls_per_minute=config_from_args(
+        _parser().parse_args(["serve", "--bulk-rate-limit", "0"])).bulk_calls_per_minute)
+    _assert_refused_by_a_zero_limit(bulk.post(BODY))
+    backend.configure(bulk_calls_per_minute=config_from_args(
+        _parser().parse_args(["serve", "--bulk-rate-limit", "off"])).bulk_calls_per_minute)
+    burn(bulk, 60)
 
 
 @pytest.mark.parametrize("body", [{"bulkCallsPerMinute": "50"}, {"bulkCallsPerMinute": -1},

@@ -42,6 +42,13 @@ bp = Blueprint("edge", __name__)
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
+
+def _bulk_limit_reached(tenant: str, limit: int | None) -> str:
+    if limit == 0:  # the fake's own setting, not Adobe's: say how to lift it
+        return (f"the bulk limit of client {tenant} is set to 0 calls a minute, so every bulk call is refused "
+                "(bulkCallsPerMinute: null or --bulk-rate-limit off switches the limit off)")
+    return f"client {tenant} has made {limit} bulk calls in the last minute"
+
 def _joined(errors: list[Violation]) -> str:
     return "; ".join(v.message for v in errors)
 
@@ -150,8 +157,7 @@ def _batch_update(client: str, version: int) -> Response:
         return finish(refuse(v))
     wait = be.acquire_rate(tenant, "bulk")
     if wait is not None:
-        v = Violation(rule("rate.bulk"), f"client {tenant} has made {be.tenant(tenant).bulk_window.limit} bulk "
-                      "calls in the last minute", "rate")
+        v = Violation(rule("rate.bulk"), _bulk_limit_reached(tenant, be.tenant(tenant).bulk_window.limit), "rate")
         entry.violations.append(v)
         resp = refuse(v)
         resp.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
@@ -217,8 +223,7 @@ def _batch_status(client: str) -> Response:
         return finish(denied)
     be = backend()
     if be.config.rate_limit_status_polls and be.acquire_rate(tenant, "bulk") is not None:
-        v = Violation(rule("rate.bulk"), f"client {tenant} has made {be.tenant(tenant).bulk_window.limit} bulk "
-                      "calls in the last minute", "rate")
+        v = Violation(rule("rate.bulk"), _bulk_limit_reached(tenant, be.tenant(tenant).bulk_window.limit), "rate")
         entry.violations.append(v)
         return finish(refuse(v))
     batch_id = request.args.get("batchId", "")
