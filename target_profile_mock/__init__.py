@@ -10,6 +10,9 @@ import it at start-up through their entry points).
 from __future__ import annotations
 
 import importlib
+import sys
+import types
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,3 +80,23 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'target_profile_mock' has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """This package's module type. Calling the package is the ``hypothesis`` entry point.
+
+    The entry point names the package alone, not a function in it: if another ``target_profile_mock``
+    shadows this one on ``sys.path``, Hypothesis then loads a module it cannot call and skips it, where
+    ``target_profile_mock._hypothesis:_register`` would have raised inside ``import hypothesis``.
+    """
+
+    def __call__(self) -> None:
+        try:
+            from target_profile_mock._hypothesis import _register
+        except Exception as exc:  # a broken install must not take `import hypothesis` down with it
+            warnings.warn(f"target-profile-mock did not register its Hypothesis strategies: {exc!r}", stacklevel=2)
+            return
+        _register()
+
+
+sys.modules[__name__].__class__ = _Package

@@ -1,6 +1,7 @@
 """The ``hypothesis`` entry point.
 
-Hypothesis calls :func:`_register` while ``import hypothesis`` runs, possibly because the strategies
+Hypothesis calls the package (its entry point names :mod:`target_profile_mock` itself), which calls
+:func:`_register`, while ``import hypothesis`` runs, possibly because the strategies
 package itself is being imported. So this module imports nothing that imports Hypothesis: the strategy
 types register themselves when :mod:`target_profile_mock.contracts.strategies` is imported (a user must
 import them to name them), and the one type defined outside it is given a resolver that imports the
