@@ -77,10 +77,13 @@ def test_wheel_ships_packages_package_data_and_entry_point(tmp_path: Path) -> No
         shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = tmp_path / "dist"
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-v",
          "-w", str(out), str(src)],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # setuptools' warnings (such as "`project.license` as a TOML table is deprecated") show only with -v
+    deprecated = [line for line in (proc.stdout + proc.stderr).splitlines() if "deprecat" in line.lower()]
+    assert deprecated == [], deprecated
     wheels = list(out.glob("target_profile_mock-*.whl"))
     assert len(wheels) == 1, list(out.iterdir())
     with zipfile.ZipFile(wheels[0]) as whl:
