@@ -9,6 +9,9 @@ A code block is run according to the HTML comment on the line before it:
   it is replaced by a live standalone server's URL.
 * ``<!-- test: sh -->`` before a sh block: run with bash against a live standalone server,
   ``http://127.0.0.1:8080`` replaced likewise.
+* ``<!-- test: serve -->`` before a sh block: each line starts the standalone server, and must print
+  its URL and answer with the options the line gives; ``--port 8080`` becomes a free port, ``.venv``
+  this environment, and ``make`` installs nothing.
 * ``<!-- test: skip (reason) -->``: not run; the reason says why (e.g. the set-up commands, which
   CI itself runs).
 
@@ -17,15 +20,22 @@ A block without a marker fails this suite, so no example can be added untested.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
+import select
+import shlex
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
 from target_profile_mock.mockserver.server import LiveServer
 
@@ -68,7 +78,7 @@ def live_url() -> Iterator[str]:
 
 
 def test_every_block_has_a_marker() -> None:
-    unmarked = [b.id for b in blocks() if _kind(b) not in ("pytest", "run", "sh", "skip")]
+    unmarked = [b.id for b in blocks() if _kind(b) not in ("pytest", "run", "sh", "serve", "skip")]
     assert not unmarked, f"README code blocks without a <!-- test: ... --> marker: {unmarked}"
 
 
@@ -100,3 +110,49 @@ def test_shell_example(block: Block, live_url: str, tmp_path: Path) -> None:
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block.code.replace(DEFAULT_URL, live_url)],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _serve_lines() -> list[pytest.param]:
+    return [pytest.param(line, id=f"{b.id}:{line.split()[0]}") for b in blocks() if _kind(b) == "serve"
+            for line in b.code.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _server_options(line: str) -> dict[str, str]:
+    words = []
+    for word in shlex.split(line):
+        words += shlex.split(word[len("ARGS="):]) if word.startswith("ARGS=") else [word]
+    return {w: v for w, v in itertools.pairwise(words) if w.startswith("--")}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
+@pytest.mark.parametrize("line", _serve_lines())
+def test_serve_example(line: str) -> None:
+    venv = Path(sys.prefix)
+    if not (venv / "bin" / "target-profile-mock").exists():
+        pytest.skip(f"{venv}/bin/target-profile-mock is not installed (pip install . into this environment)")
+    if line.startswith("make ") and shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    cmd = line.replace("--port 8080", "--port 0").replace(".venv/", f"{venv}/")
+    if cmd.startswith("make "):
+        # this environment stands for .venv, and it is not reinstalled
+        where = shlex.quote(str(venv))
+        cmd = f"make --no-print-directory VENV={where} -o {where}/.installed {cmd[5:]}"
+    env = {**os.environ, "PYTHONPATH": str(README.parent), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(["bash", "-c", cmd], cwd=README.parent, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        lines = [""]
+        deadline = time.monotonic() + 30
+        while not (m := re.search(r"serving on (http://\S+)", lines[-1])):
+            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready and proc.poll() is None, f"no URL within 30 s: {lines}"
+            lines.append(proc.stdout.readline())
+        settings = requests.get(m.group(1) + "/_mock/settings", timeout=5).json()
+        options = _server_options(line)
+        assert settings["client_code"] == options.get("--client-code", "demo")
+        assert settings["lifecycle"] == options.get("--lifecycle", "seconds=2")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
