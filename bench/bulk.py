@@ -50,7 +50,7 @@ def csv_pass(data: bytes) -> float:
 
 
 def _server() -> ServerProcess:
-    return mock_server("--lifecycle", "immediate", "--bulk-rate-limit", "0", "--client-code", TENANT)
+    return mock_server("--lifecycle", "immediate", "--bulk-rate-limit", "off", "--client-code", TENANT)
 
 
 def upload_and_follow(data: bytes, rows: int) -> tuple[float, int]:

@@ -175,7 +175,7 @@ class ServerProcess:
 
 
 def mock_server(*extra: str, threads: int = 8) -> ServerProcess:
-    """The project's standalone server (``python -m mockserver serve``) on a free loopback port."""
+    """The project's standalone server (``python -m target_profile_mock serve``) on a free loopback port."""
     return ServerProcess([PYTHON, "-m", "target_profile_mock", "serve", "--host", "127.0.0.1", "--port", "0",
                           "--threads", str(threads), *extra])
 
