@@ -21,7 +21,7 @@ from pathlib import Path
 
 try:
     import fcntl
-except ImportError:  # not POSIX: no lock, as before
+except ImportError:  # not POSIX: recipes run without the lock
     fcntl = None  # type: ignore[assignment]
 
 USAGE = "usage: python tools/locked.py LOCKFILE TARGET [PREREQUISITE ...] -- COMMAND [ARG ...]"
@@ -29,6 +29,7 @@ USAGE = "usage: python tools/locked.py LOCKFILE TARGET [PREREQUISITE ...] -- COM
 
 @contextmanager
 def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing), saying so when another holds it first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         if fcntl is not None:
@@ -72,4 +73,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:  # Ctrl-C reaches make and its recipe too; they report it
+        sys.exit(130)
