@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import math
 import re
@@ -16,6 +17,7 @@ from .app import create_app
 from .backend import ControlError, MockBackend
 from .config import MockConfig
 from .lifecycle import Lifecycle, LifecycleError
+from .server import CHANNEL_TIMEOUT, CONNECTION_LIMIT
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _CLIENT_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # usable both in /m2/<code>/ and <code>.tt.omtrdc.net
@@ -52,6 +54,16 @@ def _seconds(text: str) -> float:
         value = math.nan
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return value
+
+
+def _timeout_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds > 0")
     return value
 
 
@@ -131,6 +143,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--control-token", type=_token, metavar="TOKEN",
                    help="require X-Mock-Token: TOKEN on the /_mock/ control API")
     s.add_argument("--threads", type=_whole(1), default=8, help="worker threads (default: 8)")
+    s.add_argument("--connection-limit", type=_whole(1), default=CONNECTION_LIMIT, metavar="N",
+                   help=f"open connections kept at once, idle or busy (default: {CONNECTION_LIMIT})")
+    s.add_argument("--channel-timeout", type=_timeout_seconds, default=CHANNEL_TIMEOUT, metavar="SECONDS",
+                   help=f"close a connection silent this long between requests (default: {CHANNEL_TIMEOUT:g})")
     s.add_argument("--fault-profile", metavar="FILE",
                    help="queue the faults in this JSON file at start (the body POST /_mock/faults takes)")
     return p
@@ -151,6 +167,20 @@ def config_from_args(args: argparse.Namespace) -> MockConfig:
         journal_size=args.journal_size,
         control_token=args.control_token,
     )
+
+
+def _raise_open_files(connections: int) -> None:
+    """Let the process open a descriptor per connection (many systems start it at 1,024)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + 64  # the listener, the workers' files, spooled bodies
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):  # a limit we may not change: keep the one we have
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def _stop(signum: int, frame: object) -> NoReturn:
@@ -193,7 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"target-profile-mock: {len(rules)} fault rule(s) queued from {args.fault_profile}", flush=True)
     app = create_app(backend)
     try:
-        server = make_server(app, args.host, args.port, args.threads)
+        _raise_open_files(args.connection_limit)
+        server = make_server(app, args.host, args.port, args.threads, connection_limit=args.connection_limit,
+                             channel_timeout=args.channel_timeout)
     except OSError as exc:
         return _fail(_listen_error(args.host, args.port, exc))
     except ValueError as exc:  # waitress: a host it cannot bind, though it resolved

@@ -2,25 +2,155 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask
+from target_profile_mock.contracts.rules import LIMITS, Violation, rule
+from target_profile_mock.contracts.xmlbodies import batch_refused, status_failure, update_failure
 from waitress import create_server
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
 from waitress.server import BaseWSGIServer
+from waitress.task import ErrorTask
+from waitress.utilities import RequestEntityTooLarge, RequestHeaderFieldsTooLarge
 from werkzeug.wsgi import ClosingIterator
 
-__all__ = ["LiveServer", "make_server"]
+__all__ = ["CHANNEL_TIMEOUT", "CONNECTION_LIMIT", "LiveServer", "make_server"]
+
+#: Open connections the server keeps (waitress' default, 100, lets a hundred idle or slow clients
+#: shut everyone else out).
+CONNECTION_LIMIT = 1000
+#: Seconds a connection may stay silent (no request in progress) before it is closed (waitress: 120).
+CHANNEL_TIMEOUT = 60.0
 
 
-def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8080, threads: int = 8,
-                **options: Any) -> BaseWSGIServer:
-    """A waitress server bound to ``host:port`` (port 0 picks a free one)."""
-    return create_server(app, host=host, port=port, threads=threads, ident="target-profile-mock",
-                         **options)  # type: ignore[return-value]
+def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8080, threads: int = 8, *,
+                connection_limit: int = CONNECTION_LIMIT, channel_timeout: float = CHANNEL_TIMEOUT,
+                max_body_bytes: int | None = None, **options: Any) -> BaseWSGIServer:
+    """A waitress server bound to ``host:port`` (port 0 picks a free one).
+
+    ``max_body_bytes`` (default: the backend's ``batch_max_bytes``, else 50,000,000) is the largest
+    body the server receives at all; a larger one is refused with 413 in the fake's own words as soon
+    as its ``Content-Length`` (or, chunked, its length so far) shows it, before it is stored.
+    """
+    if max_body_bytes is None:
+        backend = app.config.get("BACKEND") if isinstance(app, Flask) else None
+        max_body_bytes = backend.config.batch_max_bytes if backend is not None else LIMITS.batch_max_bytes
+    options.setdefault("cleanup_interval", max(1, min(10, int(channel_timeout))))
+    # poll(), not select(): select() fails on descriptors above 1023, which a thousand connections reach
+    options.setdefault("asyncore_use_poll", True)
+    server = create_server(app, host=host, port=port, threads=threads, ident="target-profile-mock",
+                           connection_limit=connection_limit, channel_timeout=channel_timeout,
+                           # waitress refuses a Content-Length >= its limit: one more admits exactly the limit
+                           max_request_body_size=max_body_bytes + 1, **options)
+    for listener in [server, *getattr(server, "map", {}).values()]:
+        if isinstance(listener, BaseWSGIServer):
+            listener.channel_class = _Channel  # type: ignore[misc]
+    return server  # type: ignore[return-value]
+
+
+# --- what waitress answers by itself, in the fake's words ------------------------------------------
+_HEAD_KEEP = LIMITS.single_get_bytes + 64
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
+
+
+class _Parser(HTTPRequestParser):
+    """waitress' parser, reading two things as the fake's app (and its test client) does:
+
+    * header names with underscores (``access_token``) are kept, read as with hyphens; waitress drops
+      them, since behind a proxy ``a_b`` and ``a-b`` could be confused, which does not matter here;
+    * raw non-ASCII bytes in the request target reach the app as they came (waitress refuses them
+      with a plain-text ``400 Bad URI``).
+    It also keeps the start of the request, so a refusal can be worded for the route it aimed at.
+    """
+
+    head = b""
+
+    def received(self, data: bytes) -> int:
+        if self.body_rcv is None and len(self.head) < _HEAD_KEEP:
+            self.head += data[:_HEAD_KEEP - len(self.head)]
+        return super().received(data)  # type: ignore[no-any-return]
+
+    def parse_header(self, header_plus: bytes) -> None:
+        first, sep, rest = header_plus.partition(b"\r\n")
+        raw_target = None
+        parts = first.split(b" ")
+        if not first.isascii() and len(parts) == 3:
+            raw_target = parts[1]
+            # escaped for waitress' URL splitting, which unescapes the path again; the query it keeps
+            # as sent, so it is put back below
+            parts[1] = _NON_ASCII.sub(lambda m: b"%%%02X" % m.group()[0], raw_target)
+            first = b" ".join(parts)
+        if b"_" in rest:
+            lines = rest.split(b"\r\n")
+            for i, line in enumerate(lines):
+                name, colon, value = line.partition(b":")
+                if colon and b"_" in name and not line.startswith((b" ", b"\t")):
+                    lines[i] = name.replace(b"_", b"-") + colon + value
+            rest = b"\r\n".join(lines)
+        super().parse_header(first + sep + rest)
+        if raw_target is not None:
+            self.query = raw_target.partition(b"#")[0].partition(b"?")[2].decode("latin-1")
+            self.request_uri = raw_target.decode("latin-1")
+
+
+class _ErrorTask(ErrorTask):
+    """A request waitress refuses before the app sees it (too large, malformed): answered in the
+    shape of the API it aimed at, naming the fake's rule where one applies. Not journaled."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        head = getattr(self.request, "head", b"")
+        line = head.partition(b"\r\n")[0]
+        method, _, target = line.decode("latin-1").partition(" ")
+        path = target.partition(" ")[0].partition("?")[0]
+        status = error.code
+        message = f"{error.reason}: {error.body}"
+        if isinstance(error, RequestHeaderFieldsTooLarge):
+            message = (f"{error.reason}: the request line and headers are over "
+                       f"{self.channel.server.adj.max_request_header_size:,} bytes")
+        if path.startswith("/m2/") and path.endswith("/profile/batchUpdate"):
+            if isinstance(error, RequestEntityTooLarge):
+                limit = self.channel.server.adj.max_request_body_size - 1
+                mb = " (50 MB)" if limit == LIMITS.batch_max_bytes else ""
+                message = Violation(rule("batch.too-large"), f"the body is over the limit of {limit:,} bytes{mb}",
+                                    "body").message
+            body = batch_refused(message)
+        elif path.startswith("/m2/") and path.endswith("/profile/update"):
+            if isinstance(error, RequestEntityTooLarge):
+                message = Violation(rule("single.post-too-large"), "the body is over "
+                                    f"{LIMITS.single_post_bytes:,} bytes", "body").message
+            elif isinstance(error, RequestHeaderFieldsTooLarge) and method == "GET" and b"\r\n" not in head:
+                status = 414
+                message = Violation(rule("single.get-too-large"), "the request target is over "
+                                    f"{LIMITS.single_get_bytes:,} bytes", "url").message
+            body = update_failure(message)
+        elif path.startswith("/m2/"):
+            body = status_failure(message)
+        elif path.startswith("/rest/"):
+            body = json.dumps({"status": status, "message": message}).encode()
+        else:
+            body = json.dumps({"error": message}).encode()
+        self.status = f"{status} {_REASONS.get(status, error.reason)}"
+        self.response_headers.append(("Content-Type", "application/xml;charset=UTF-8" if path.startswith("/m2/")
+                                      else "application/json;charset=UTF-8"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+_REASONS = {414: "URI Too Long"}
+
+
+class _Channel(HTTPChannel):
+    parser_class = _Parser
+    error_task_class = _ErrorTask
 
 
 class _InFlight:
@@ -62,11 +192,14 @@ class _InFlight:
 class LiveServer:
     """The app on a real socket, served from a daemon thread; ``url`` once started."""
 
-    def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> None:
+    def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0, threads: int = 8,
+                 **options: Any) -> None:
         self.app = app
         self.host = host
         self.port = port
         self.threads = threads
+        #: further ``make_server`` options (``connection_limit``, ``channel_timeout``, ``max_body_bytes``)
+        self.options = options
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._in_flight = _InFlight(app)
@@ -96,7 +229,12 @@ class LiveServer:
     def start(self) -> LiveServer:
         if self._server is not None:
             return self
-        self._server = make_server(self._in_flight, self.host, self.port, self.threads)  # type: ignore[arg-type]
+        options = dict(self.options)
+        backend = self.app.config.get("BACKEND")
+        if backend is not None:
+            options.setdefault("max_body_bytes", backend.config.batch_max_bytes)
+        self._server = make_server(self._in_flight, self.host, self.port, self.threads,  # type: ignore[arg-type]
+                                   **options)
         self._thread = threading.Thread(target=self._serve, args=(self._server,), name="target-profile-mock",
                                         daemon=True)
         self._thread.start()
