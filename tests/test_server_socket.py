@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 import requests
@@ -43,7 +43,8 @@ def _address(server: LiveServer) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def exchange(server: LiveServer, data: bytes, *, body: Iterator[bytes] = iter(())) -> tuple[int, dict[str, str], bytes]:
+def exchange(server: LiveServer, data: bytes, *,
+             body: Iterable[bytes] = ()) -> tuple[int, dict[str, str], bytes]:
     """Send raw bytes (then ``body``'s chunks while the server still reads) and read the answer."""
     with socket.create_connection(_address(server), timeout=10) as sock:
         sock.sendall(data)
