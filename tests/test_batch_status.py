@@ -235,3 +235,29 @@ def test_ids_with_characters_xml_cannot_carry_still_give_well_formed_xml(bulk, b
     sub = bulk.submit(b"batch=thirdPartyId,a\nc%00d,x\n")
     status = bulk.status(sub.status_url)
     assert status.profiles == [("c\ufffdd", "failed")]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_consumed_count_includes_failed_and_not_found_rows(bulk, backend, version):
+    backend.seed_profile("demo", third_party_id="c1")
+    backend.seed_profile("demo", third_party_id="c2")
+    backend.set_lifecycle("immediate,failed=1")
+    done = bulk.status(bulk.submit(BODY, version=version).status_url, details=True)
+    c = done.counters
+    assert c["failedUpdates"] == 1
+    assert c["consumedCount"] == c["batchSize"] == 3
+    assert c["successfulUpdates"] + c["profilesNotFound"] + c["failedUpdates"] == c["consumedCount"]
+
+
+def test_v2_full_row_list_of_a_stuck_batch_fails_every_row(bulk, backend):
+    backend.configure(v2_profile_rows="all")
+    backend.set_lifecycle("polls=1,stuck")
+    sub = bulk.submit(BODY)
+    assert bulk.status(sub.status_url).profiles == [("c1", "pending"), ("c2", "pending"), ("c3", "pending")]
+    stuck = bulk.status(sub.status_url, details=True)
+    assert stuck.status == "stuck"
+    assert stuck.profiles == [("c1", "failed"), ("c2", "failed"), ("c3", "failed")]
+    assert stuck.counters["successfulUpdates"] == 0
+    # under the default shape a stuck batch lists no row
+    backend.configure(v2_profile_rows="failed")
+    assert bulk.status(sub.status_url).profiles == []

@@ -197,3 +197,29 @@ def test_single_and_bulk_limits_are_separate(bulk, client, backend):
     burn(bulk, 50)  # bulk calls use none of the single-update quota
     assert _update(client).status_code == 200
     assert _update(client).status_code == 429
+
+
+@pytest.mark.parametrize(("elapsed", "retry_after"), [(0.4, "60"), (30.5, "30"), (59.0, "1"), (59.9, "1")])
+def test_bulk_retry_after_rounds_the_wait_up(bulk, backend, elapsed: float, retry_after: str):
+    # a client that waits Retry-After seconds must find a free call, never one second short of it
+    backend.configure(bulk_calls_per_minute=1)
+    burn(bulk, 1)
+    backend.advance(elapsed)
+    r = bulk.post(BODY)
+    assert_503(r)
+    assert r.headers["Retry-After"] == retry_after
+    backend.advance(int(retry_after))
+    assert bulk.post(BODY).status_code == 200
+
+
+def test_single_retry_after_rounds_the_wait_up(client, backend):
+    backend.clock.freeze(1_700_000_040.0)  # a minute boundary: the day is counted in minute buckets
+    backend.configure(single_updates_per_day=1)
+    backend.seed_profile("demo", third_party_id="c1")
+    url = "/m2/demo/profile/update?mbox3rdPartyId=c1&profile.a=1"
+    assert client.get(url).status_code == 200
+    backend.advance(0.4)
+    r = client.get(url)
+    assert r.status_code == 429 and r.headers["Retry-After"] == "86400"
+    backend.advance(86_400)
+    assert client.get(url).status_code == 200
