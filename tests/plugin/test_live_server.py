@@ -92,17 +92,20 @@ def test_live_server_counts_requests_in_flight() -> None:
     from target_profile_mock.mockserver.server import LiveServer
 
     be = MockBackend()
-    be.faults.add("latency", latency=0.4, operation="fetch", times=1)
+    # long enough that the call is surely still sleeping when wait_idle(0.05) gives up, however loaded the machine
+    be.faults.add("latency", latency=1.5, operation="fetch", times=1)
     with LiveServer(create_app(be)) as server:
         slow = threading.Thread(target=requests.get, args=(server.url + "/rest/v1/profiles/x?client=demo",),
-                                kwargs={"timeout": 5})
+                                kwargs={"timeout": 10})
         slow.start()
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 10
         while server.in_flight == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert server.in_flight == 1
         assert server.wait_idle(0.05) is False  # bounded: gives up while the call still runs
-        assert server.wait_idle(5) is True and server.in_flight == 0
-        slow.join()
+        assert server.wait_idle(10) is True and server.in_flight == 0
+        slow.join(10)
         assert requests.get(server.url + "/_mock/health", timeout=5).status_code == 200
-        assert server.in_flight == 0
+        # the client can have its answer a moment before the server closes the answer's iterable, which
+        # is when the count drops: wait for that (bounded) rather than expect it at once
+        assert server.wait_idle(10) is True and server.in_flight == 0
