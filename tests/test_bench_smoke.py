@@ -74,3 +74,11 @@ def test_plugin_overhead_script_prints_figures_2_and_4():
     for line in ("per call (requests.post): fixture / stub", "per test: target_profiles / responses stub",
                  "per test: target_profiles fixture and reset over a bare test"):
         assert line in out
+
+
+def test_connections_script_times_both_configurations():
+    out = _run("bench/connections.py", "--quick")
+    for line in ("6. health, waitress defaults", "6. single update, waitress defaults",
+                 "6. health, target-profile-mock defaults", "6. single update, target-profile-mock defaults"):
+        assert line in out
+    assert "got no answer" not in out  # a dozen connections shut nobody out
