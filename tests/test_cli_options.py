@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ import pytest
 import requests
 from target_profile_mock.contracts.xmlbodies import parse_batch_status, parse_response
 from target_profile_mock.mockserver import MockBackend, MockConfig
-from test_cli import OK, Server, serving
+from test_cli import OK, ROOT, Server, _env, serving
 
 pytestmark = pytest.mark.slow
 
@@ -204,3 +206,13 @@ def test_connection_limit_and_channel_timeout() -> None:
         finally:
             for sock in idle:
                 sock.close()
+
+
+@pytest.mark.parametrize(("option", "value"), [("--connection-limit", "0"), ("--connection-limit", "many"),
+                                               ("--channel-timeout", "0"), ("--channel-timeout", "nan"),
+                                               ("--channel-timeout", "-1")])
+def test_connection_options_refuse_values_that_cannot_work(option: str, value: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "target_profile_mock", "serve", "--port", "0", f"{option}={value}"],
+                          capture_output=True, text=True, timeout=30, env=_env(), cwd=ROOT)
+    assert proc.returncode == 2 and option in proc.stderr and repr(value) in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and "serving on" not in proc.stdout

@@ -132,6 +132,14 @@ def test_a_declared_body_over_the_limit_is_answered_at_once_without_sending_it(b
     assert be.batches("demo") == []
 
 
+def test_a_client_sending_a_body_over_the_limit_gets_the_answer(be: MockBackend, server: LiveServer) -> None:
+    # requests sends the whole body; the server answers after the headers and stops reading
+    r = requests.post(server.url + "/m2/demo/profile/batchUpdate", data=b"batch=thirdPartyId,a\n" + b"x" * 4 * LIMIT,
+                      headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
+    assert r.status_code == 413 and parse_response(r.content)["message"].startswith("[batch.too-large]")
+    assert be.batches("demo") == []
+
+
 def test_a_body_of_exactly_the_limit_is_still_read(be: MockBackend, server: LiveServer) -> None:
     head = b"batch=thirdPartyId,a\nu1,"
     data = head + b"x" * (LIMIT - len(head) - 1) + b"\n"
