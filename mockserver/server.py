@@ -9,8 +9,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from flask import Flask
+from target_profile_mock.contracts.ids import client_code_from_host
 from target_profile_mock.contracts.rules import LIMITS, Violation, rule
 from target_profile_mock.contracts.xmlbodies import batch_refused, status_failure, update_failure
 from waitress import create_server
@@ -20,6 +22,8 @@ from waitress.server import BaseWSGIServer
 from waitress.task import ErrorTask
 from waitress.utilities import RequestEntityTooLarge, RequestHeaderFieldsTooLarge
 from werkzeug.wsgi import ClosingIterator
+
+from .models.journal import JournalEntry, query_args
 
 __all__ = ["CHANNEL_TIMEOUT", "CONNECTION_LIMIT", "LiveServer", "make_server"]
 
@@ -37,10 +41,13 @@ def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8080, threads: 
 
     ``max_body_bytes`` (default: the backend's ``batch_max_bytes``, else 50,000,000) is the largest
     body the server receives at all; a larger one is refused with 413 in the fake's own words as soon
-    as its ``Content-Length`` (or, chunked, its length so far) shows it, before it is stored.
+    as its ``Content-Length`` shows it (before reading it), or a chunked body passes it.
     """
+    inner: Any = app
+    while not isinstance(inner, Flask) and hasattr(inner, "app"):  # through middleware such as LiveServer's
+        inner = inner.app
+    backend = inner.config.get("BACKEND") if isinstance(inner, Flask) else None
     if max_body_bytes is None:
-        backend = app.config.get("BACKEND") if isinstance(app, Flask) else None
         max_body_bytes = backend.config.batch_max_bytes if backend is not None else LIMITS.batch_max_bytes
     options.setdefault("cleanup_interval", max(1, min(10, int(channel_timeout))))
     # poll(), not select(): select() fails on descriptors above 1023, which a thousand connections reach
@@ -52,6 +59,7 @@ def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8080, threads: 
     for listener in [server, *getattr(server, "map", {}).values()]:
         if isinstance(listener, BaseWSGIServer):
             listener.channel_class = _Channel  # type: ignore[misc]
+            listener.fake_backend = backend  # type: ignore[attr-defined]  # the journal of its refusals
     return server  # type: ignore[return-value]
 
 
@@ -102,35 +110,40 @@ class _Parser(HTTPRequestParser):
 
 class _ErrorTask(ErrorTask):
     """A request waitress refuses before the app sees it (too large, malformed): answered in the
-    shape of the API it aimed at, naming the fake's rule where one applies. Not journaled."""
+    shape of the API it aimed at, naming the fake's rule where one applies, and journaled when it
+    aimed at one of Adobe's routes (with what the server read of it: no body)."""
 
     def execute(self) -> None:
         error = self.request.error
         head = getattr(self.request, "head", b"")
         line = head.partition(b"\r\n")[0]
         method, _, target = line.decode("latin-1").partition(" ")
-        path = target.partition(" ")[0].partition("?")[0]
+        target = target.rpartition(" HTTP/")[0] if " HTTP/" in target else target
+        path, _, query = target.partition("?")
         status = error.code
         message = f"{error.reason}: {error.body}"
+        violation: Violation | None = None
         if isinstance(error, RequestHeaderFieldsTooLarge):
             message = (f"{error.reason}: the request line and headers are over "
                        f"{self.channel.server.adj.max_request_header_size:,} bytes")
-        if path.startswith("/m2/") and path.endswith("/profile/batchUpdate"):
+        edge = _EDGE_PATH.fullmatch(path)
+        operation = _operation(edge)
+        if operation == "batch-submit":
             if isinstance(error, RequestEntityTooLarge):
                 limit = self.channel.server.adj.max_request_body_size - 1
                 mb = " (50 MB)" if limit == LIMITS.batch_max_bytes else ""
-                message = Violation(rule("batch.too-large"), f"the body is over the limit of {limit:,} bytes{mb}",
-                                    "body").message
-            body = batch_refused(message)
-        elif path.startswith("/m2/") and path.endswith("/profile/update"):
+                violation = Violation(rule("batch.too-large"), f"the body is over the limit of {limit:,} bytes{mb}",
+                                      "body")
+            body = batch_refused(violation.message if violation else message)
+        elif operation == "single-update":
             if isinstance(error, RequestEntityTooLarge):
-                message = Violation(rule("single.post-too-large"), "the body is over "
-                                    f"{LIMITS.single_post_bytes:,} bytes", "body").message
+                violation = Violation(rule("single.post-too-large"), "the body is over "
+                                      f"{LIMITS.single_post_bytes:,} bytes", "body")
             elif isinstance(error, RequestHeaderFieldsTooLarge) and method == "GET" and b"\r\n" not in head:
                 status = 414
-                message = Violation(rule("single.get-too-large"), "the request target is over "
-                                    f"{LIMITS.single_get_bytes:,} bytes", "url").message
-            body = update_failure(message)
+                violation = Violation(rule("single.get-too-large"), "the request target is over "
+                                      f"{LIMITS.single_get_bytes:,} bytes", "url")
+            body = update_failure(violation.message if violation else message)
         elif path.startswith("/m2/"):
             body = status_failure(message)
         elif path.startswith("/rest/"):
@@ -142,9 +155,49 @@ class _ErrorTask(ErrorTask):
                                       else "application/json;charset=UTF-8"))
         self.set_close_on_finish()
         self.content_length = len(body)
+        if operation is not None and edge is not None:
+            self._journal(operation, edge, method, path, query, status, body, violation)
         self.write(body)
 
+    def _journal(self, operation: str, edge: re.Match[str], method: str, path: str, query: str, status: int,
+                 body: bytes, violation: Violation | None) -> None:
+        backend = getattr(self.channel.server, "fake_backend", None)
+        if backend is None:
+            return
+        headers = self.request.headers  # empty when the headers themselves were refused
+        host = headers.get("HOST") or self.channel.server.effective_host
+        client = edge.group("m2") or edge.group("admin")
+        if operation == "fetch":
+            client = query_args(query.encode("latin-1")).get("client") or None
+        if client in (None, "client"):
+            client = client_code_from_host(host) or backend.config.client_code
+        environ = {"REQUEST_METHOD": method, "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
+                   "QUERY_STRING": query, "SERVER_NAME": str(self.channel.server.effective_host),
+                   "SERVER_PORT": str(self.channel.server.effective_port), "SCRIPT_NAME": "",
+                   "wsgi.url_scheme": "http", **{f"HTTP_{k}": v for k, v in headers.items()
+                                                 if k not in ("CONTENT_LENGTH", "CONTENT_TYPE")}}
+        for key in ("CONTENT_LENGTH", "CONTENT_TYPE"):
+            if key in headers:
+                environ[key] = headers[key]
+        declared = headers.get("CONTENT_LENGTH", "")
+        entry = JournalEntry(backend.journal.next_seq(), backend.now_ms(), operation, client, method, None, None,
+                             None, None, b"", int(declared) if declared.isdigit() else 0, status, body,
+                             [violation] if violation else [], {}, environ=environ)
+        backend.journal.add(entry)
 
+
+def _operation(edge: re.Match[str] | None) -> str | None:
+    if edge is None:
+        return None
+    if edge.group("admin"):
+        return "token"
+    return {"update": "single-update", "batchUpdate": "batch-submit", "batchStatus": "batch-status"}.get(
+        edge.group("op") or "", "fetch")
+
+
+_EDGE_PATH = re.compile(r"/m2/(?P<m2>[^/]+)(?:/v2)?/profile/(?P<op>update|batchUpdate|batchStatus)/?"
+                        r"|/rest/v1/profiles/.+"
+                        r"|/(?P<admin>[^/]+)/target/authentication/token/?")
 _REASONS = {414: "URI Too Long"}
 
 
@@ -229,12 +282,8 @@ class LiveServer:
     def start(self) -> LiveServer:
         if self._server is not None:
             return self
-        options = dict(self.options)
-        backend = self.app.config.get("BACKEND")
-        if backend is not None:
-            options.setdefault("max_body_bytes", backend.config.batch_max_bytes)
         self._server = make_server(self._in_flight, self.host, self.port, self.threads,  # type: ignore[arg-type]
-                                   **options)
+                                   **self.options)
         self._thread = threading.Thread(target=self._serve, args=(self._server,), name="target-profile-mock",
                                         daemon=True)
         self._thread.start()

@@ -104,18 +104,23 @@ def test_raw_latin1_bytes_in_the_query_never_get_a_plain_text_400(be: MockBacken
     assert [e.operation for e in be.journal.entries()] == ["fetch"]
 
 
-def test_a_huge_get_update_is_refused_as_the_contract_says(server: LiveServer) -> None:
+def test_a_huge_get_update_is_refused_as_the_contract_says(be: MockBackend, server: LiveServer) -> None:
     status, headers, body = exchange(server, b"GET /m2/demo/profile/update?mbox3rdPartyId=u1&profile.a="
                                      + b"a" * 300_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status == 414 and headers["content-type"].startswith("application/xml")
     assert parse_response(body)["message"].startswith("[single.get-too-large]")
+    entry = be.journal.entries()[-1]
+    assert (entry.operation, entry.tenant, entry.status) == ("single-update", "demo", 414)
+    assert [v.rule_id for v in entry.violations] == ["single.get-too-large"]
 
 
-def test_huge_headers_elsewhere_get_431_in_the_apis_shape(server: LiveServer) -> None:
+def test_huge_headers_elsewhere_get_431_in_the_apis_shape(be: MockBackend, server: LiveServer) -> None:
     status, headers, body = exchange(server, b"GET /rest/v1/profiles/1-2?client=demo HTTP/1.1\r\nHost: x\r\n"
                                              b"X-Big: " + b"b" * 300_000 + b"\r\n\r\n")
     assert status == 431 and headers["content-type"].startswith("application/json")
     assert "262,144 bytes" in json.loads(body)["message"]
+    [entry] = be.journal.entries()
+    assert (entry.operation, entry.path, entry.status, entry.violations) == ("fetch", "/rest/v1/profiles/1-2", 431, [])
 
 
 # --- bodies over the limit --------------------------------------------------------------------------
@@ -130,6 +135,13 @@ def test_a_declared_body_over_the_limit_is_answered_at_once_without_sending_it(b
     assert answer["success"] == "false" and answer["message"].startswith("[batch.too-large]")
     assert f"{LIMIT:,} bytes" in answer["message"]
     assert be.batches("demo") == []
+    # journaled as the fake's own refusals are, so a test's contract check sees it
+    entry = be.journal.entries()[-1]
+    assert (entry.operation, entry.tenant, entry.method, entry.path, entry.status) == (
+        "batch-submit", "demo", "POST", "/m2/demo/v2/profile/batchUpdate", 413)
+    assert [v.rule_id for v in entry.violations] == ["batch.too-large"] and entry.body_size == LIMIT + 1
+    assert entry.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert entry.response_body == body
 
 
 def test_a_client_sending_a_body_over_the_limit_gets_the_answer(be: MockBackend, server: LiveServer) -> None:
@@ -164,6 +176,7 @@ def test_a_control_call_over_the_limit_changes_nothing(be: MockBackend, server: 
                                        b"Content-Length: %d\r\n\r\n{}" % (LIMIT + 1))
     assert status == 413 and "Request Entity Too Large" in json.loads(body)["error"]
     assert be.get_profile("demo", "thirdPartyId", "kept") is not None
+    assert be.journal.entries() == []  # control calls are never journaled
 
 
 def test_a_single_update_body_over_the_servers_limit_names_the_contracts_rule(server: LiveServer) -> None:
