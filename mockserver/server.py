@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import select
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -51,7 +52,7 @@ def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8080, threads: 
         max_body_bytes = backend.config.batch_max_bytes if backend is not None else LIMITS.batch_max_bytes
     options.setdefault("cleanup_interval", max(1, min(10, int(channel_timeout))))
     # poll(), not select(): select() fails on descriptors above 1023, which a thousand connections reach
-    options.setdefault("asyncore_use_poll", True)
+    options.setdefault("asyncore_use_poll", hasattr(select, "poll"))  # (not on Windows)
     server = create_server(app, host=host, port=port, threads=threads, ident="target-profile-mock",
                            connection_limit=connection_limit, channel_timeout=channel_timeout,
                            # waitress refuses a Content-Length >= its limit: one more admits exactly the limit
