@@ -109,3 +109,18 @@ def test_live_server_counts_requests_in_flight() -> None:
         # the client can have its answer a moment before the server closes the answer's iterable, which
         # is when the count drops: wait for that (bounded) rather than expect it at once
         assert server.wait_idle(10) is True and server.in_flight == 0
+
+
+def test_a_body_the_server_refuses_before_the_app_fails_the_test_as_a_contract_error(run: Run) -> None:
+    result = run('''
+        import socket
+
+        def test_declares_a_file_over_50_mb(target_profile_server):
+            host, port = target_profile_server.url.removeprefix("http://").rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(b"POST /m2/demo/profile/batchUpdate HTTP/1.1\\r\\nHost: x\\r\\n"
+                             b"Content-Length: 50000001\\r\\n\\r\\nbatch=")
+                assert sock.recv(65536).startswith(b"HTTP/1.1 413 ")
+    ''')
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*error batch.too-large*"])
