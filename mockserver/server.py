@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -155,6 +156,7 @@ class _ErrorTask(ErrorTask):
         self.response_headers.append(("Content-Type", "application/xml;charset=UTF-8" if path.startswith("/m2/")
                                       else "application/json;charset=UTF-8"))
         self.set_close_on_finish()
+        self.channel.linger = True
         self.content_length = len(body)
         if operation is not None and edge is not None:
             self._journal(operation, edge, method, path, query, status, body, violation)
@@ -203,8 +205,35 @@ _REASONS = {414: "URI Too Long"}
 
 
 class _Channel(HTTPChannel):
+    """waitress' channel with the parser and refusals above, closing a refused request's connection
+    gracefully: a client still sending the body it was refused for (as most do before they read an
+    answer) would otherwise get a reset instead of the 413. The answer sent, the channel stops
+    writing and reads on, discarding, until the client closes or the channel timeout passes."""
+
     parser_class = _Parser
     error_task_class = _ErrorTask
+    linger = False  #: set by a refusal: the client may still be sending
+    _drain_until = 0.0
+
+    def handle_close(self) -> None:
+        if self.linger and not self._drain_until and self.connected:
+            self.linger = False
+            try:
+                self.socket.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            else:
+                self._drain_until = time.monotonic() + self.adj.channel_timeout
+                self.will_close = self.close_when_flushed = False
+                return
+        super().handle_close()
+
+    def received(self, data: bytes) -> bool:
+        if self._drain_until:
+            if time.monotonic() > self._drain_until:
+                self.will_close = True
+            return True
+        return super().received(data)  # type: ignore[no-any-return]
 
 
 class _InFlight:
@@ -305,6 +334,7 @@ class LiveServer:
         # waitress has no stop(): close every channel and the listener, which ends its loop
         logging.getLogger("waitress").setLevel(logging.CRITICAL)
         for channel in list(server._map.values()):  # type: ignore[attr-defined]
+            channel.linger = False  # close now, even a channel still reading what it refused
             channel.handle_close()
         server.task_dispatcher.shutdown()  # type: ignore[attr-defined]
         if self._thread is not None:

@@ -3,6 +3,7 @@ underscores, raw bytes in the request target, body and header limits, and many i
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 from collections.abc import Iterable, Iterator
@@ -15,6 +16,7 @@ from target_profile_mock.mockserver.config import MockConfig
 from target_profile_mock.mockserver.server import LiveServer
 
 LIMIT = 20_000  # a small batch_max_bytes, so the server's body limit is reached cheaply
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 OK = b"<response><success>true</success><pcId></pcId><message>Request successfully submitted</message></response>"
 
 
@@ -150,6 +152,21 @@ def test_a_client_sending_a_body_over_the_limit_gets_the_answer(be: MockBackend,
                       headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
     assert r.status_code == 413 and parse_response(r.content)["message"].startswith("[batch.too-large]")
     assert be.batches("demo") == []
+
+
+def test_a_client_that_sends_everything_before_reading_still_gets_the_answer(be: MockBackend,
+                                                                             server: LiveServer) -> None:
+    # http.client writes the whole body first: a server that closed at once would reset the connection
+    # under it, and it would never read the 413
+    conn = http.client.HTTPConnection(*_address(server), timeout=10)
+    try:
+        conn.request("POST", "/m2/demo/profile/batchUpdate", body=b"batch=" + b"x" * 16_000_000, headers=FORM)
+        resp = conn.getresponse()
+        assert resp.status == 413 and parse_response(resp.read())["message"].startswith("[batch.too-large]")
+    finally:
+        conn.close()
+    # and the server is not left reading it: the next call is answered
+    assert requests.get(server.url + "/_mock/health", timeout=10).status_code == 200
 
 
 def test_a_body_of_exactly_the_limit_is_still_read(be: MockBackend, server: LiveServer) -> None:
