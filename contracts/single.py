@@ -50,20 +50,21 @@ def query_pairs(text: str, *, errors: str = "replace") -> list[tuple[str, str]]:
 def _json_params(body: bytes) -> list[tuple[str, str]] | None:
     try:
         data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        if not isinstance(data, dict):
+            return None
+        out = []
+        for k, v in data.items():
+            if isinstance(v, bool):
+                v = "true" if v else "false"
+            elif v is None:
+                v = ""
+            elif not isinstance(v, str):
+                v = json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+            out.append((str(k), v))
+        return out
+    # RecursionError: nesting deeper than the interpreter's stack (60 KB of brackets is enough)
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
-    if not isinstance(data, dict):
-        return None
-    out = []
-    for k, v in data.items():
-        if isinstance(v, bool):
-            v = "true" if v else "false"
-        elif v is None:
-            v = ""
-        elif not isinstance(v, str):
-            v = json.dumps(v) if isinstance(v, (dict, list)) else str(v)
-        out.append((str(k), v))
-    return out
 
 
 def parse_single_update(

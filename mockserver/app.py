@@ -66,7 +66,8 @@ class _LeanRequest:
 
 def create_app(backend: MockBackend | None = None, *, config: MockConfig | None = None) -> Flask:
     """A Flask app over ``backend`` (a new one built from ``config`` when not given)."""
-    app = Flask("target_profile_mock")
+    # no static folder: Flask's default /static/<path> would serve files from the working directory
+    app = Flask("target_profile_mock", static_folder=None)
     app.request_class = _Request
     app.config["BACKEND"] = backend if backend is not None else MockBackend(config)
     app.url_map.strict_slashes = False

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import random
+import re
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
@@ -48,25 +50,67 @@ def _lifecycle(spec: str | Lifecycle) -> Lifecycle:
 
 
 _COUNT_SETTINGS = ("bulk_calls_per_minute", "single_updates_per_day", "batch_retention_count", "journal_size")
+#: Whole numbers that must be given (never null), with their least value.
+_SIZE_SETTINGS = {"batch_max_bytes": 1, "batch_max_rows": 1, "keep_rows_max": 0}
 _SECONDS_SETTINGS = ("update_delay", "batch_retention", "token_ttl")
+#: The longest delay, retention or token lifetime: a century, as the clock's longest advance; beyond it
+#: the instants they lead to could not be rendered.
+MAX_SETTING_SECONDS = 100 * 365 * 86_400.0
 _CHOICE_SETTINGS = {"v2_profile_rows": ("failed", "all", "none"), "status_path": ("v1", "versioned")}
+_BOOL_SETTINGS = ("auth", "rate_limit_status_polls")
+#: Statuses the fake may answer refusals with: real client and server error statuses.
+_ERROR_STATUSES = ("auth_failure_status", "single_rate_status")
+#: What a host[:port] in a URL may hold (letters, digits, ``.-_``, an IPv6 literal in brackets, a port).
+_HOST_RE = re.compile(r"^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 
 
 def _check_setting(name: str, value: Any) -> None:
-    """Refuse a value of the wrong type now, not with a 500 at the first request that reads it."""
+    """Refuse a value of the wrong type or range now, not with a 500 at the first request that reads it."""
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    whole = number and isinstance(value, int)
     if name in _COUNT_SETTINGS:
-        ok, what = value is None or (number and isinstance(value, int) and value >= 0), "a whole number >= 0, or null"
+        ok, what = value is None or (whole and value >= 0), "a whole number >= 0, or null"
+    elif name in _SIZE_SETTINGS:
+        least = _SIZE_SETTINGS[name]
+        ok, what = whole and value >= least, f"a whole number >= {least}"
     elif name in _SECONDS_SETTINGS:
-        ok, what = value is None or (number and value >= 0), "a number of seconds >= 0, or null"
+        ok = value is None or (number and 0 <= value <= MAX_SETTING_SECONDS)  # also refuses NaN and Infinity
+        what = f"a number of seconds from 0 to {MAX_SETTING_SECONDS:.0f} (a century), or null"
     elif name in _CHOICE_SETTINGS:
-        ok, what = value in _CHOICE_SETTINGS[name], f"one of {list(_CHOICE_SETTINGS[name])}"
+        ok, what = isinstance(value, str) and value in _CHOICE_SETTINGS[name], f"one of {list(_CHOICE_SETTINGS[name])}"
     elif name == "auth":
         ok, what = isinstance(value, bool) or value is None, "true or false"
+    elif name in _BOOL_SETTINGS:
+        ok, what = isinstance(value, bool), "true or false"
+    elif name in _ERROR_STATUSES:
+        ok, what = whole and 400 <= value <= 599, "an HTTP error status from 400 to 599"
+    elif name == "seed":
+        ok, what = whole, "a whole number"
+    elif name == "client_code":
+        ok, what = isinstance(value, str) and bool(value) and value.isprintable() and "/" not in value, \
+            "a client code (non-empty text without '/' or control characters)"
+    elif name == "status_host":
+        ok, what = value is None or (isinstance(value, str) and bool(_HOST_RE.match(value))), \
+            "a host or host:port (e.g. mboxedge45.tt.omtrdc.net), or null"
+    elif name == "control_token":
+        ok, what = value is None or (isinstance(value, str) and bool(value)), "a non-empty string, or null"
     else:
         return
     if not ok:
-        raise ControlError(f"{name} takes {what}; got {value!r}")
+        raise ControlError(f"{name} takes {what}; got {shown(value)}")
+
+
+def shown(value: Any) -> str:
+    """A value for an error message, as JSON writes it and cut short, whatever was sent."""
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class MockBackend:
@@ -263,13 +307,23 @@ class MockBackend:
         """Seed from CSV: id columns ``tntId``, ``thirdPartyId``, ``marketingCloudVisitorId``
         (any of them), every other column an attribute; empty cells are left out."""
         reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-        if not reader.fieldnames or not set(reader.fieldnames) & set(ID_KINDS):
-            raise ControlError("the CSV header needs at least one of tntId, thirdPartyId, marketingCloudVisitorId")
         items = []
-        for row in reader:
-            ids = {k: row[k] for k in ID_KINDS if row.get(k)}
-            attrs = {k: v for k, v in row.items() if k not in ID_KINDS and k is not None and v}
-            items.append({**ids, "attributes": attrs})
+        try:
+            if not reader.fieldnames or not set(reader.fieldnames) & set(ID_KINDS):
+                raise ControlError("the CSV header needs at least one of tntId, thirdPartyId, "
+                                   "marketingCloudVisitorId")
+            for row in reader:
+                ids = {k: row[k] for k in ID_KINDS if row.get(k)}
+                attrs = {k: v for k, v in row.items() if k not in ID_KINDS and k is not None and v}
+                items.append({**ids, "attributes": attrs})
+        except csv.Error as exc:
+            line = reader.line_num + 1  # csv counts the lines it finished; this one failed
+            if "new-line" in str(exc):
+                problem = ("a carriage return (CR) that does not end the line; end lines with LF or CRLF, "
+                           "and quote a cell that holds a line break")
+            else:
+                problem = str(exc)
+            raise ControlError(f"the CSV cannot be read at line {line}: {problem}; nothing was seeded") from None
         return self.seed_profiles(tenant, items)
 
     def get_profile(self, tenant: str, kind: IdKind, profile_id: str) -> dict[str, Any] | None:

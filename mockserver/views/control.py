@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from ..backend import ControlError
+from ..backend import ControlError, shown
 from ..lifecycle import LifecycleError
 from ..models.profiles import ID_KINDS
 from .common import backend, json_response
@@ -39,15 +39,39 @@ def _lifecycle_error(exc: LifecycleError) -> Response:
     return json_response({"error": str(exc)}, 400)
 
 
+#: How deep a control body may nest arrays and objects. The deepest documented body (a fault profile
+#: with a sequence of fault objects) nests 4 levels; the bound keeps a hostile body from reaching the
+#: interpreter's recursion limit in the parser or in an error message that shows the value.
+MAX_JSON_DEPTH = 32
+
+
+def _depth_exceeds(data: Any, limit: int) -> bool:
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (list, dict)):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return False
+
+
 def _json() -> Any:
     """The body as JSON whatever its Content-Type (``curl -d`` sends form encoding); None when empty."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         return None
+    too_deep = ControlError(f"the body nests JSON arrays or objects more than {MAX_JSON_DEPTH} levels deep; "
+                            "no control body needs more than 4")
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
+    except RecursionError:
+        raise too_deep from None
     except ValueError:
         raise ControlError("the body is not valid JSON") from None
+    if _depth_exceeds(data, MAX_JSON_DEPTH):
+        raise too_deep
+    return data
 
 
 def _body() -> dict[str, Any]:
@@ -60,9 +84,10 @@ def _body() -> dict[str, Any]:
 
 
 def _tenant(value: Any) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise ControlError(f"tenant must be a client code (a string), got {value!r}")
-    return value or None
+    """A tenant from a body or query: a client code, or None when not given."""
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ControlError(f"tenant must be a client code (a non-empty string), got {shown(value)}")
+    return value
 
 
 @bp.get("/health")
@@ -83,7 +108,15 @@ def openapi() -> Response:
 
 @bp.post("/reset")
 def reset() -> Response:
-    tenant = _tenant(_body().get("tenant") or request.args.get("tenant"))
+    body = _body()
+    if "tenant" in body:
+        # only a client code narrows the reset: null, "", 0 or false must not wipe every tenant instead
+        if not isinstance(body["tenant"], str) or not body["tenant"]:
+            raise ControlError(f"tenant must be a client code (a non-empty string), got {shown(body['tenant'])}; "
+                               "send {} to reset everything")
+        tenant: str | None = body["tenant"]
+    else:
+        tenant = _tenant(request.args.get("tenant"))
     backend().reset(tenant)
     return json_response({"reset": tenant or "all"})
 
@@ -97,6 +130,10 @@ def get_settings() -> Response:
 def put_settings() -> Response:
     body = _body()
     tenant = _tenant(body.pop("tenant", None))
+    if "control_token" in body:
+        # over HTTP anyone who reaches an unlocked server could lock its owner out (or unlock it)
+        raise ControlError("control_token cannot be changed over HTTP; give it at start "
+                           "(--control-token, MockConfig(control_token=...))")
     be = backend()
     be.configure(tenant, **body)
     return json_response(be.settings(tenant))
@@ -213,8 +250,9 @@ def lifecycle() -> Response:
     spec = body.get("lifecycle")
     if not isinstance(spec, str):
         raise ControlError('send {"lifecycle": "<spec>", "tenant": <optional>}')
-    backend().set_lifecycle(spec, tenant=body.get("tenant"))
-    return json_response(backend().settings(body.get("tenant")))
+    tenant = _tenant(body.get("tenant"))
+    backend().set_lifecycle(spec, tenant=tenant)
+    return json_response(backend().settings(tenant))
 
 
 @bp.put("/tenants/<tenant>/auth")
