@@ -466,6 +466,15 @@ class MockBackend:
             t.settle(now)
             return batch
 
+    def has_batch(self, tenant: str, batch_id: str) -> bool:
+        """Whether the tenant holds this batch (within retention), without polling it or creating the tenant."""
+        with self.lock:
+            t = self._tenants.get(tenant)
+            if t is None:
+                return False
+            t.expire_batches(self.now_ms(), self.config.batch_retention, self.config.batch_retention_count)
+            return t.find_batch(batch_id) is not None
+
     def poll_batch(self, tenant: str, batch_id: str) -> Batch | None:
         with self.lock:
             t = self.tenant(tenant)

@@ -169,9 +169,6 @@ def _batch_update(client: str, version: int) -> Response:
                       f"{cfg.batch_max_bytes:,} bytes (50 MB)", "body")
         entry.violations.append(v)
         return finish(refuse(v))
-    faulted = _fault("batch-submit", tenant)
-    if faulted is not None:
-        return finish(faulted)
     try:
         transport, stream = _transport(cfg.batch_max_bytes)
     except RequestEntityTooLarge:
@@ -194,6 +191,10 @@ def _batch_update(client: str, version: int) -> Response:
     if file.errors:
         first = file.errors[0]
         return finish(xml_response(batch_refused(_joined(file.errors)), first.rule.status))
+    # after the contract checks, as for every operation: a refused file never uses up a fault
+    faulted = _fault("batch-submit", tenant)
+    if faulted is not None:
+        return finish(faulted)
     batch_id = be.new_batch_id(tenant)
     batch = be.submit_batch(tenant, version, file, batch_id, _status_url(tenant, version, batch_id))
     entry.parsed["batchId"] = batch.batch_id
@@ -232,15 +233,20 @@ def _batch_status(client: str) -> Response:
         v = Violation(rule("status.missing-batch-id"), "the request has no batchId parameter", "batchId")
         entry.violations.append(v)
         return finish(refuse(v))
+    unknown = Violation(rule("status.unknown-batch"), f"No batch found for client {tenant} with batchId={batch_id} "
+                        "(unknown, of another client, or past its retention)", "batchId")
+    # the unknown-batch refusal comes before the faults (a refused call never uses one up) and the
+    # look does not count as a poll: a faulted call never moves the batch
+    if not be.has_batch(tenant, batch_id):
+        entry.violations.append(unknown)
+        return finish(refuse(unknown))
     faulted = _fault("batch-status", tenant)
     if faulted is not None:
         return finish(faulted)
     batch = be.poll_batch(tenant, batch_id)
-    if batch is None:
-        v = Violation(rule("status.unknown-batch"), f"No batch found for client {tenant} with batchId={batch_id} "
-                      "(unknown, of another client, or past its retention)", "batchId")
-        entry.violations.append(v)
-        return finish(refuse(v))
+    if batch is None:  # expired in between
+        entry.violations.append(unknown)
+        return finish(refuse(unknown))
     with be.lock:
         show = request.args.get("showDetails", "").lower() == "true"
         counters = None
