@@ -90,6 +90,8 @@ _CONNECTION_KINDS = ("reset", "disconnect")
 #: Retry-After (seconds) on throttle and rate-limit faults unless told otherwise; short, so a client
 #: that honours it does not stall a test suite.
 DEFAULT_RETRY_AFTER = 1
+#: The longest latency a fault may take, in seconds: ten minutes, beyond any client timeout worth testing.
+MAX_LATENCY = 600.0
 
 
 # --- what happens --------------------------------------------------------------------------------
@@ -208,10 +210,12 @@ def _latency(value: Any) -> float | tuple[float, float] | None:
         lo, hi = _number("latency min", value[0]), _number("latency max", value[1])
         if not 0 <= lo <= hi:
             raise _fail(f"a latency range needs 0 <= min <= max, got {list(value)!r}")
+        if hi > MAX_LATENCY:
+            raise _fail(f"latency takes at most {MAX_LATENCY:g} seconds, got {list(value)!r}")
         return (lo, hi)
     seconds = _number("latency", value)
-    if seconds < 0:
-        raise _fail(f"latency takes seconds >= 0, got {value!r}")
+    if not 0 <= seconds <= MAX_LATENCY:
+        raise _fail(f"latency takes seconds from 0 to {MAX_LATENCY:g}, got {value!r}")
     return seconds
 
 
@@ -317,6 +321,11 @@ class FaultInjector:
         self._rules: list[FaultRule] = []
         self._next_id = 1
         self.seed = seed
+        #: How many requests may sleep a fault's latency at once (None: no bound). A WSGI server with a
+        #: fixed pool of threads sets it below the pool's size, so sleeping faults never take every
+        #: thread and health, the control API and unfaulted calls go on answering.
+        self.max_sleeping: int | None = None
+        self._sleeping = 0
 
     # --- control ---------------------------------------------------------------------------------
     def add(self, kind: str | int | None = None, *, operation: str | Iterable[str] | None = None,
@@ -411,6 +420,20 @@ class FaultInjector:
     def __len__(self) -> int:
         return len(self._rules)
 
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep ``seconds`` of wall-clock time in this thread (the fake's lock is not held here); False,
+        without sleeping, when ``max_sleeping`` requests already are."""
+        with self._lock:
+            if self.max_sleeping is not None and self._sleeping >= self.max_sleeping:
+                return False
+            self._sleeping += 1
+        try:
+            time.sleep(seconds)
+        finally:
+            with self._lock:
+                self._sleeping -= 1
+        return True
+
     def _parse(self, item: Mapping[str, Any]) -> list[tuple[Fault, _Scope]]:
         options = dict(item)
         if "sequence" in options:
@@ -472,10 +495,11 @@ class FaultInjector:
         if hit is None:
             return None
         entry: JournalEntry | None = g.get("entry") if has_request_context() else None
-        if entry is not None and (hit.fault.kind != "pass" or hit.latency):
-            entry.fault = hit.describe()
-        if hit.latency:
-            time.sleep(hit.latency)  # wall-clock, this thread only; the fake's lock is not held here
+        described = hit.describe() if hit.fault.kind != "pass" or hit.latency else None
+        if hit.latency and not self._sleep(hit.latency):
+            described = f"{described} (latency skipped: {self.max_sleeping} faulted requests already sleeping)"
+        if entry is not None and described is not None:
+            entry.fault = described
         f = hit.fault
         if f.kind in ("latency", "pass"):
             return None

@@ -36,10 +36,22 @@ CONNECTION_LIMIT = 1000
 CHANNEL_TIMEOUT = 60.0
 
 
+#: Worker threads kept free of fault latency: sleeping faults may take the others.
+RESERVED_THREADS = 2
+
+
+def sleeping_fault_bound(threads: int) -> int:
+    """How many requests may sleep a fault's latency at once on a server with ``threads`` workers."""
+    return max(1, threads - RESERVED_THREADS)
+
+
 def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8080, threads: int = 8, *,
                 connection_limit: int = CONNECTION_LIMIT, channel_timeout: float = CHANNEL_TIMEOUT,
                 max_body_bytes: int | None = None, **options: Any) -> BaseWSGIServer:
     """A waitress server bound to ``host:port`` (port 0 picks a free one).
+
+    Fault latency never takes more than ``threads - 2`` of the worker threads (at least one), so the
+    control API, health and unfaulted calls go on answering while faults sleep.
 
     ``max_body_bytes`` (default: the backend's ``batch_max_bytes``, else 50,000,000) is the largest
     body the server receives at all; a larger one is refused with 413 in the fake's own words as soon
@@ -49,6 +61,8 @@ def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8080, threads: 
     while not isinstance(inner, Flask) and hasattr(inner, "app"):  # through middleware such as LiveServer's
         inner = inner.app
     backend = inner.config.get("BACKEND") if isinstance(inner, Flask) else None
+    if backend is not None and backend.faults is not None:
+        backend.faults.max_sleeping = sleeping_fault_bound(threads)
     if max_body_bytes is None:
         max_body_bytes = backend.config.batch_max_bytes if backend is not None else LIMITS.batch_max_bytes
     options.setdefault("cleanup_interval", max(1, min(10, int(channel_timeout))))
