@@ -189,3 +189,33 @@ def test_there_is_no_static_route(client, tmp_path, monkeypatch):
     assert all(r.endpoint != "static" for r in app.url_map.iter_rules())
     r = app.test_client().get("/static/.env")
     assert r.status_code == 404 and b"SECRET" not in r.data
+
+
+# --- the client code in the returned batchStatus URL -----------------------------------------------------
+@pytest.mark.parametrize(("path_code", "tenant"), [
+    ("a%3FbatchId=EVIL%23", "a?batchId=EVIL#"), ("x%26y%3D1", "x&y=1"), ("caf%C3%A9", "café"), ("a%20b", "a b"),
+])
+def test_the_client_code_is_percent_encoded_in_the_status_url_and_the_url_polls_that_batch(
+        client, backend, path_code, tenant):
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    r = client.post(f"/m2/{path_code}/v2/profile/batchUpdate", data=b"batch=thirdPartyId,a\nc1,x\n",
+                    content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 200, r.data
+    url = parse_response(r.data)["batchStatus"]
+    parts = urlsplit(url)
+    assert parts.fragment == "" and list(parse_qs(parts.query)) == ["batchId"]
+    assert unquote(parts.path.split("/")[2]) == tenant
+    [batch] = backend.batches(tenant)
+    assert parse_qs(parts.query)["batchId"] == [batch["batchId"]]
+    polled = client.get(url)
+    assert polled.status_code == 200, polled.data
+    assert backend.batch(batch["batchId"])["polls"] == 1
+
+
+@pytest.mark.parametrize("host", ["evil.example/x?y#", "a b", 'x"<y'])
+def test_a_host_header_that_is_no_host_gives_a_status_url_on_the_servers_own_name(client, host):
+    r = client.post("/m2/demo/v2/profile/batchUpdate", data=b"batch=thirdPartyId,a\nc1,x\n",
+                    content_type="application/x-www-form-urlencoded", headers={"Host": host})
+    url = parse_response(r.data)["batchStatus"]
+    assert url.startswith("http://localhost/m2/demo/profile/batchStatus?batchId=demo-"), url

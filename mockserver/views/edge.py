@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from typing import Literal
+from urllib.parse import quote
 
 from flask import Blueprint, Request, Response, request
 from target_profile_mock.contracts.batch import Transport, parse_batch
@@ -138,8 +139,16 @@ def _transport(max_bytes: int) -> tuple[Transport, io.BufferedIOBase | TeeStream
 def _status_url(tenant: str, version: int, batch_id: str) -> str:
     cfg = backend().config
     host = cfg.status_host or request.host
+    if not host:  # werkzeug drops a Host header that is no host (spaces, '/', ...): use the server's own
+        env = request.environ
+        name, port = env.get("SERVER_NAME", "localhost"), env.get("SERVER_PORT", "")
+        host = f"[{name}]" if ":" in name else name
+        if port and port != {"http": "80", "https": "443"}.get(request.scheme):
+            host += f":{port}"
     path_v = "/v2" if version == 2 and backend().tenant(tenant).setting("status_path") == "versioned" else ""
-    return f"{request.scheme}://{host}/m2/{tenant}{path_v}/profile/batchStatus?batchId={batch_id}"
+    # percent-encoded: a client code is text from the path, and must not add a query or fragment to the URL
+    return (f"{request.scheme}://{host}/m2/{quote(tenant, safe='')}{path_v}/profile/batchStatus"
+            f"?batchId={quote(batch_id, safe='')}")
 
 
 def _batch_update(client: str, version: int) -> Response:
