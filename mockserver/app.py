@@ -10,7 +10,7 @@ from typing import Any, cast
 from flask import Flask, Request, Response, request
 from target_profile_mock.contracts.xmlbodies import status_failure
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.utils import cached_property
 
 from .backend import MockBackend
@@ -64,10 +64,37 @@ class _LeanRequest:
         return getattr(full, name)
 
 
+#: What each Adobe route serves; control routes serve what they declare (GET routes HEAD too).
+SERVED_METHODS: dict[str, tuple[str, ...]] = {**edge.SERVED_METHODS, **admin.SERVED_METHODS}
+
+
+def allowed_methods(app: Flask, path: str, declared: Iterable[str] | None) -> list[str]:
+    """The methods a path is served with, for ``Allow``: OPTIONS and, on Adobe's routes, only what the view
+    serves (the routes take more methods to refuse them in the API's own words)."""
+    try:
+        rule, _ = app.url_map.bind("localhost").match(path, method="OPTIONS", return_rule=True)
+    except HTTPException:
+        rule = None
+    if rule is not None and rule.endpoint in SERVED_METHODS:
+        return [*SERVED_METHODS[rule.endpoint], "OPTIONS"]
+    methods = set(declared or (rule.methods if rule is not None else ()) or ())
+    return sorted(methods | {"OPTIONS"}) if methods else []
+
+
+class _App(Flask):
+    def make_default_options_response(self) -> Response:
+        """OPTIONS advertises only the methods that are served (not those a route takes to refuse)."""
+        response = super().make_default_options_response()
+        methods = allowed_methods(self, request.path, list(response.allow))
+        response.allow.clear()
+        response.allow.update(methods)
+        return response
+
+
 def create_app(backend: MockBackend | None = None, *, config: MockConfig | None = None) -> Flask:
     """A Flask app over ``backend`` (a new one built from ``config`` when not given)."""
     # no static folder: Flask's default /static/<path> would serve files from the working directory
-    app = Flask("target_profile_mock", static_folder=None)
+    app = _App("target_profile_mock", static_folder=None)
     app.request_class = _Request
     app.config["BACKEND"] = backend if backend is not None else MockBackend(config)
     app.url_map.strict_slashes = False
@@ -77,7 +104,12 @@ def create_app(backend: MockBackend | None = None, *, config: MockConfig | None 
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
-        return http_error_response(request, exc)
+        response = http_error_response(request, exc)
+        if isinstance(exc, MethodNotAllowed):
+            methods = allowed_methods(app, request.path, exc.valid_methods)
+            if methods:
+                response.headers["Allow"] = ", ".join(methods)
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -12,6 +12,7 @@ import io
 import json
 import random
 import re
+import secrets
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
@@ -57,7 +58,7 @@ _SECONDS_SETTINGS = ("update_delay", "batch_retention", "token_ttl")
 #: the instants they lead to could not be rendered.
 MAX_SETTING_SECONDS = 100 * 365 * 86_400.0
 _CHOICE_SETTINGS = {"v2_profile_rows": ("failed", "all", "none"), "status_path": ("v1", "versioned")}
-_BOOL_SETTINGS = ("auth", "rate_limit_status_polls")
+_BOOL_SETTINGS = ("auth", "rate_limit_status_polls", "random_tokens")
 #: Statuses the fake may answer refusals with: real client and server error statuses.
 _ERROR_STATUSES = ("auth_failure_status", "single_rate_status")
 #: What a host[:port] in a URL may hold (letters, digits, ``.-_``, an IPv6 literal in brackets, a port).
@@ -400,7 +401,9 @@ class MockBackend:
         """A new profile API token for the tenant; the previous one stops working."""
         with self.lock:
             t = self.tenant(tenant)
-            value = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+            # seeded tokens repeat run after run, which tests want and a server others can reach does not
+            bits = secrets.randbits(128) if self.config.random_tokens else self._rng.getrandbits(128)
+            value = str(uuid.UUID(int=bits, version=4))
             t.token = Token(value, self.now_ms(), self.config.token_ttl)
             return t.token
 

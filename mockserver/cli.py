@@ -137,7 +137,9 @@ def _parser() -> argparse.ArgumentParser:
                         "call; 'off' switches the limit off)")
     s.add_argument("--status-host", type=_status_host, metavar="HOST[:PORT]",
                    help="host written into batchStatus URLs (default: the host the client used)")
-    s.add_argument("--seed", type=int, default=0, help="seed for ids and scripted outcomes (default: 0)")
+    s.add_argument("--seed", type=int, default=None,
+                   help="seed for ids, tokens and scripted outcomes (default: 0; beyond loopback, without --seed, "
+                        "tokens are drawn at random)")
     s.add_argument("--journal-size", type=_whole(0), default=10_000, metavar="N",
                    help="requests kept in the journal (default: 10000)")
     s.add_argument("--control-token", type=_token, metavar="TOKEN",
@@ -163,7 +165,9 @@ def config_from_args(args: argparse.Namespace) -> MockConfig:
         update_delay=args.update_delay,
         bulk_calls_per_minute=args.bulk_rate_limit,
         status_host=args.status_host,
-        seed=args.seed,
+        seed=0 if args.seed is None else args.seed,
+        # anyone who can reach the server could predict the tokens of a seeded run
+        random_tokens=args.seed is None and args.host not in LOOPBACK,
         journal_size=args.journal_size,
         control_token=args.control_token,
     )
@@ -240,6 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"target-profile-mock serving on http://{shown}:{server.effective_port}"  # type: ignore[attr-defined]
               f" (client code {config.client_code}, lifecycle {config.lifecycle.spec()}, "
               f"auth {'on' if config.auth else 'off'})", flush=True)
+        if config.random_tokens:
+            print("target-profile-mock: listening beyond loopback: profile API tokens are drawn at random "
+                  "(give --seed to make them repeat)", file=sys.stderr, flush=True)
         if args.host not in LOOPBACK and not args.control_token:
             print("target-profile-mock: warning: listening beyond loopback with an unlocked control API; "
                   "anyone who reaches it can reset it (use --control-token)", file=sys.stderr, flush=True)

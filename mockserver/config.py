@@ -38,6 +38,7 @@ class MockConfig:
     keep_rows_max: int = 100_000  #: batches up to this many rows keep their rows for inspection
     journal_size: int | None = 10_000  #: None keeps every request (in-process tests only)
     seed: int = 0
+    random_tokens: bool = False  #: draw profile API tokens from the OS's random source, not from ``seed``
     control_token: str | None = None  #: when set, /_mock/ requires X-Mock-Token: <token>
 
     def copy(self, **changes: Any) -> MockConfig:

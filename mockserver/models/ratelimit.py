@@ -20,6 +20,9 @@ class SlidingWindow:
         events = self._events
         while events and events[0] <= now - self.window:
             events.popleft()
+        # calls "after" now (the clock was frozen at an earlier instant) are not in the window ending now
+        while events and events[-1] > now:
+            events.pop()
         if len(events) >= self.limit:
             # a limit of 0 refuses every call with nothing in the window to wait for
             return max(0.0, events[0] + self.window - now) if events else self.window
@@ -49,8 +52,12 @@ class BucketWindow:
         buckets = self._buckets
         while buckets and buckets[0][0] <= now - self.window:
             self._total -= int(buckets.popleft()[1])
+        # buckets that start after now (the clock was frozen at an earlier instant) are not in the window
+        while buckets and buckets[-1][0] > now:
+            self._total -= int(buckets.pop()[1])
         if self._total >= self.limit:
-            return max(0.0, buckets[0][0] + self.window - now) if buckets else 0.0
+            # a limit of 0 refuses every call with nothing in the window to wait for
+            return max(0.0, buckets[0][0] + self.window - now) if buckets else self.window
         start = now - (now % self.bucket)
         if buckets and buckets[-1][0] == start:
             buckets[-1][1] += 1

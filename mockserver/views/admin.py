@@ -18,6 +18,10 @@ MEDIA = "application/vnd.adobe.target.v1+json"
 SCOPES = ("profile_api", "debug_tools")
 
 
+#: What the token route serves (``Allow`` on its 405s and OPTIONS).
+SERVED_METHODS: dict[str, tuple[str, ...]] = {"admin.token": ("GET", "POST")}
+
+
 def _error(status: int, code: str, message: str) -> Response:
     """The Admin API's documented ErrorResponse shape (ADMIN-OAS)."""
     body = {
@@ -29,11 +33,18 @@ def _error(status: int, code: str, message: str) -> Response:
     return json_response(body, status, MEDIA)
 
 
-@bp.route("/<tenant>/target/authentication/token", methods=["GET", "POST"])
+@bp.route("/<tenant>/target/authentication/token", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def token(tenant: str) -> Response:
     """GET returns the current token (issuing one if none); POST issues a new one."""
     entry = start_entry("token")
     entry.tenant = tenant
+    if request.method not in SERVED_METHODS["admin.token"]:  # HEAD too: a GET may issue a token
+        v = Violation(rule("token.method"), f"{request.method} is not allowed; GET reads the token, POST issues one",
+                      "method")
+        entry.violations.append(v)
+        response = _error(405, "MethodNotAllowed", v.message)
+        response.headers["Allow"] = "GET, POST, OPTIONS"
+        return finish(response)
     scope = request.args.get("authorizationScope")
     if scope is None and "scope" in request.args:
         scope = request.args["scope"]

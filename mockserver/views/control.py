@@ -151,21 +151,28 @@ _MAX_EPOCH = 221_845_392_000.0  # 9000-01-01: later instants overflow date rende
 @bp.post("/clock")
 def post_clock() -> Response:
     body = _body()
+    unknown = sorted(set(body) - {"freeze", "at", "advance"})
+    if unknown:
+        raise ControlError(f"unknown keys {unknown}; the clock takes freeze, at and advance")
     clock = backend().clock
     before = clock.snapshot()
     try:  # freeze and advance together, or not at all
         if "freeze" in body:
+            if not isinstance(body["freeze"], bool):
+                raise ControlError(f"freeze takes true or false, got {shown(body['freeze'])}")
             if body["freeze"]:
                 at = body.get("at")
                 if at is not None and (isinstance(at, bool) or not isinstance(at, (int, float))):
-                    raise ControlError(f"at takes epoch seconds (a number), got {at!r}")
+                    raise ControlError(f"at takes epoch seconds (a number), got {shown(at)}")
                 if at is not None and not 0 <= at <= _MAX_EPOCH:
-                    raise ControlError(f"at={at!r} is outside 0..{_MAX_EPOCH:g} (epoch seconds before year 9000)")
+                    raise ControlError(f"at={shown(at)} is outside 0..{_MAX_EPOCH:g} (epoch seconds before year 9000)")
                 clock.freeze(at)
             else:
                 clock.unfreeze()
         if "advance" in body:
             try:
+                if isinstance(body["advance"], (bool, str)) or not isinstance(body["advance"], (int, float)):
+                    raise ValueError(f"got {shown(body['advance'])}")
                 seconds = float(body["advance"])
                 # a clock pushed past year 9999 breaks every timestamp the fake renders afterwards
                 if not 0 <= seconds <= _MAX_ADVANCE:

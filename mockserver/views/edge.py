@@ -40,8 +40,21 @@ from .common import (
 )
 
 bp = Blueprint("edge", __name__)
+#: The methods the routes take to their views, which refuse what Adobe does not serve with the rule's 405.
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+#: What each route serves (``Allow`` on its 405s and OPTIONS); HEAD is refused on every Adobe route, so a
+#: HEAD never counts as a poll or applies an update.
+SERVED_METHODS: dict[str, tuple[str, ...]] = {
+    "edge.profile_update": ("GET", "POST"),
+    "edge.batch_update_v1": ("POST",), "edge.batch_update_v2": ("POST",),
+    "edge.batch_status_v1": ("GET",), "edge.batch_status_v2": ("GET",),
+    "edge.fetch_third_party": ("GET",), "edge.fetch_ecid": ("GET",), "edge.fetch_tnt": ("GET",),
+}
 
+
+def allow(endpoint: str) -> dict[str, str]:
+    """The ``Allow`` header for a route's 405: what it serves, and OPTIONS (answered for every route)."""
+    return {"Allow": ", ".join((*SERVED_METHODS[endpoint], "OPTIONS"))}
 
 
 def _bulk_limit_reached(tenant: str, limit: int | None) -> str:
@@ -49,6 +62,7 @@ def _bulk_limit_reached(tenant: str, limit: int | None) -> str:
         return (f"the bulk limit of client {tenant} is set to 0 calls a minute, so every bulk call is refused "
                 "(bulkCallsPerMinute: null or --bulk-rate-limit off switches the limit off)")
     return f"client {tenant} has made {limit} bulk calls in the last minute"
+
 
 def _joined(errors: list[Violation]) -> str:
     return "; ".join(v.message for v in errors)
@@ -100,11 +114,15 @@ def single_update(be: MockBackend, req: Request, client: str) -> Response:
     entry.violations += update.violations
     entry.parsed = {"idKind": update.id_kind, "id": update.profile_id, "attributes": update.attributes}
     if update.errors:
-        return finish(xml_response(update_failure(_joined(update.errors)), update.errors[0].rule.status), be, entry)
+        status = update.errors[0].rule.status
+        return finish(xml_response(update_failure(_joined(update.errors)), status,
+                                   allow("edge.profile_update") if status == 405 else None), be, entry)
     wait = be.acquire_rate(tenant, "single")
     if wait is not None:
-        v = Violation(rule("rate.single"), f"client {tenant} has sent {be.tenant(tenant).single_window.limit:,} "
-                      "single updates in the last 24 hours", "rate")
+        limit = be.tenant(tenant).single_window.limit
+        v = Violation(rule("rate.single"), f"client {tenant} has sent {limit:,} single updates in the last 24 hours"
+                      if limit else f"client {tenant}'s single update limit is 0 a day: every single update is "
+                      "refused", "rate")
         entry.violations.append(v)
         resp = refuse_update(v, be.config.single_rate_status)
         resp.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
@@ -155,7 +173,8 @@ def _batch_update(client: str, version: int) -> Response:
     entry = start_entry("batch-submit")
     tenant = entry.tenant = m2_tenant(client, entry)
     entry.parsed = {"version": version}
-    refuse = lambda v, status=None: xml_response(batch_refused(v.message), status or v.rule.status)  # noqa: E731
+    refuse = lambda v, status=None, headers=None: xml_response(  # noqa: E731
+        batch_refused(v.message), status or v.rule.status, headers)
     denied = check_auth(tenant, entry, lambda v: refuse(v, auth_status()))
     if denied is not None:
         return finish(denied)
@@ -163,7 +182,7 @@ def _batch_update(client: str, version: int) -> Response:
     if request.method != "POST":
         v = Violation(rule("batch.method"), f"{request.method} is not allowed; submit the batch with POST", "method")
         entry.violations.append(v)
-        return finish(refuse(v))
+        return finish(refuse(v, None, allow("edge.batch_update_v1")))
     wait = be.acquire_rate(tenant, "bulk")
     if wait is not None:
         v = Violation(rule("rate.bulk"), _bulk_limit_reached(tenant, be.tenant(tenant).bulk_window.limit), "rate")
@@ -225,12 +244,17 @@ def _batch_status(client: str) -> Response:
     entry = start_entry("batch-status")
     tenant = entry.tenant = m2_tenant(client, entry)
 
-    def refuse(v: Violation, status: int | None = None) -> Response:
-        return xml_response(status_failure(v.message), status or v.rule.status)
+    def refuse(v: Violation, status: int | None = None, headers: dict[str, str] | None = None) -> Response:
+        return xml_response(status_failure(v.message), status or v.rule.status, headers)
 
     denied = check_auth(tenant, entry, lambda v: refuse(v, auth_status()))
     if denied is not None:
         return finish(denied)
+    if request.method != "GET":  # HEAD too: a HEAD must not count as a poll
+        v = Violation(rule("status.method"), f"{request.method} is not allowed; poll the batch status with GET",
+                      "method")
+        entry.violations.append(v)
+        return finish(refuse(v, None, allow("edge.batch_status_v1")))
     be = backend()
     if be.config.rate_limit_status_polls and be.acquire_rate(tenant, "bulk") is not None:
         v = Violation(rule("rate.bulk"), _bulk_limit_reached(tenant, be.tenant(tenant).bulk_window.limit), "rate")
@@ -269,12 +293,12 @@ def _batch_status(client: str) -> Response:
     return finish(xml_response(body))
 
 
-@bp.route("/m2/<client>/profile/batchStatus", methods=["GET"])
+@bp.route("/m2/<client>/profile/batchStatus", methods=ALL_METHODS)
 def batch_status_v1(client: str) -> Response:
     return _batch_status(client)
 
 
-@bp.route("/m2/<client>/v2/profile/batchStatus", methods=["GET"])
+@bp.route("/m2/<client>/v2/profile/batchStatus", methods=ALL_METHODS)
 def batch_status_v2(client: str) -> Response:
     return _batch_status(client)
 
@@ -292,8 +316,8 @@ def fetch(be: MockBackend, req: Request, kind: FetchKind, profile_id: str) -> Re
     entry.tenant = tenant
     entry.parsed = {"idKind": kind, "id": profile_id}
 
-    def refuse(v: Violation, status: int) -> Response:
-        return json_response({"status": status, "message": v.message}, status)
+    def refuse(v: Violation, status: int, headers: dict[str, str] | None = None) -> Response:
+        return json_response({"status": status, "message": v.message}, status, headers=headers)
 
     denied = check_auth(tenant, entry, lambda v: refuse(v, auth_status(be)), be, req)
     if denied is not None:
@@ -301,7 +325,7 @@ def fetch(be: MockBackend, req: Request, kind: FetchKind, profile_id: str) -> Re
     if req.method != "GET":
         v = Violation(rule("fetch.method"), f"{req.method} is not allowed; fetch profiles with GET", "method")
         entry.violations.append(v)
-        return finish(refuse(v, 405), be, entry)
+        return finish(refuse(v, 405, allow("edge.fetch_tnt")), be, entry)
     faulted = _fault("fetch", tenant, be, req)
     if faulted is not None:
         return finish(faulted, be, entry)
