@@ -54,6 +54,8 @@ _COUNT_SETTINGS = ("bulk_calls_per_minute", "single_updates_per_day", "batch_ret
 #: Whole numbers that must be given (never null), with their least value.
 _SIZE_SETTINGS = {"batch_max_bytes": 1, "batch_max_rows": 1, "keep_rows_max": 0}
 _SECONDS_SETTINGS = ("update_delay", "batch_retention", "token_ttl")
+#: The largest count or size: 2**53, the largest whole number every JSON reader keeps exactly.
+MAX_COUNT = 2**53
 #: The longest delay, retention or token lifetime: a century, as the clock's longest advance; beyond it
 #: the instants they lead to could not be rendered.
 MAX_SETTING_SECONDS = 100 * 365 * 86_400.0
@@ -70,10 +72,11 @@ def _check_setting(name: str, value: Any) -> None:
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     whole = number and isinstance(value, int)
     if name in _COUNT_SETTINGS:
-        ok, what = value is None or (whole and value >= 0), "a whole number >= 0, or null"
+        ok = value is None or (whole and 0 <= value <= MAX_COUNT)
+        what = f"a whole number from 0 to {MAX_COUNT}, or null"
     elif name in _SIZE_SETTINGS:
         least = _SIZE_SETTINGS[name]
-        ok, what = whole and value >= least, f"a whole number >= {least}"
+        ok, what = whole and least <= value <= MAX_COUNT, f"a whole number from {least} to {MAX_COUNT}"
     elif name in _SECONDS_SETTINGS:
         ok = value is None or (number and 0 <= value <= MAX_SETTING_SECONDS)  # also refuses NaN and Infinity
         what = f"a number of seconds from 0 to {MAX_SETTING_SECONDS:.0f} (a century), or null"

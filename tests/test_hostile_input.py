@@ -219,3 +219,32 @@ def test_a_host_header_that_is_no_host_gives_a_status_url_on_the_servers_own_nam
                     content_type="application/x-www-form-urlencoded", headers={"Host": host})
     url = parse_response(r.data)["batchStatus"]
     assert url.startswith("http://localhost/m2/demo/profile/batchStatus?batchId=demo-"), url
+
+
+# --- bodies and values the description refuses, the fake refuses too ----------------------------------------
+@pytest.mark.parametrize("path", ["/_mock/settings", "/_mock/rate-limits", "/_mock/lifecycle"])
+def test_a_json_null_body_is_no_object(client, backend, path):
+    before = backend.settings()
+    r = client.put(path, data=b"null", content_type="application/json")
+    assert r.status_code == 400 and r.get_json()["error"] == "the body must be a JSON object"
+    assert backend.settings() == before
+
+
+def test_at_without_freeze_true_is_refused(client):
+    before = client.get("/_mock/clock").get_json()["frozen"]
+    r = client.post("/_mock/clock", json={"freeze": False, "at": 0, "advance": 0})
+    assert r.status_code == 400 and r.get_json()["error"].startswith("at goes with freeze")
+    assert client.get("/_mock/clock").get_json()["frozen"] == before
+
+
+def test_an_empty_tenant_query_is_refused_even_beside_a_body_tenant(client, backend):
+    backend.seed_profile("acme", third_party_id="a1")
+    assert client.post("/_mock/reset?tenant=", json={"tenant": "acme"}).status_code == 400
+    assert backend.tenants() == ["acme"]
+
+
+@pytest.mark.parametrize("name", ["journal_size", "batch_max_bytes", "bulk_calls_per_minute"])
+def test_counts_stop_at_2_to_the_53(client, name):
+    assert client.put("/_mock/settings", json={name: 2**53 + 1}).status_code == 400
+    assert client.put("/_mock/settings", json={name: 2**53}).status_code == 200
+    assert client.get("/_mock/health").status_code == 200

@@ -76,8 +76,8 @@ def _json() -> Any:
 
 def _body() -> dict[str, Any]:
     data = _json()
-    if data is None:
-        return {}
+    if data is None and not request.get_data(cache=True).strip():
+        return {}  # an empty body; a JSON null is no object
     if not isinstance(data, dict):
         raise ControlError("the body must be a JSON object")
     return data
@@ -109,6 +109,7 @@ def openapi() -> Response:
 @bp.post("/reset")
 def reset() -> Response:
     body = _body()
+    query_tenant = _tenant(request.args.get("tenant"))  # an empty ?tenant= is refused, as an empty body tenant
     if "tenant" in body:
         # only a client code narrows the reset: null, "", 0 or false must not wipe every tenant instead
         if not isinstance(body["tenant"], str) or not body["tenant"]:
@@ -116,7 +117,7 @@ def reset() -> Response:
                                "send {} to reset everything")
         tenant: str | None = body["tenant"]
     else:
-        tenant = _tenant(request.args.get("tenant"))
+        tenant = query_tenant
     backend().reset(tenant)
     return json_response({"reset": tenant or "all"})
 
@@ -154,6 +155,8 @@ def post_clock() -> Response:
     unknown = sorted(set(body) - {"freeze", "at", "advance"})
     if unknown:
         raise ControlError(f"unknown keys {unknown}; the clock takes freeze, at and advance")
+    if "at" in body and body.get("freeze") is not True:
+        raise ControlError('at goes with freeze: send {"freeze": true, "at": <epoch seconds>}')
     clock = backend().clock
     before = clock.snapshot()
     try:  # freeze and advance together, or not at all
