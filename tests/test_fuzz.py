@@ -16,8 +16,9 @@ from target_profile_mock.mockserver.faults import ConnectionFault
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 APP = create_app(MockBackend())
-#: Every route, with its parameters as format fields.
-ROUTES = sorted({re.sub(r"<(?:[a-z]+:)?([A-Za-z_]+)>", r"{\1}", r.rule) for r in APP.url_map.iter_rules()})
+#: Every route, with its parameters as format fields, and the methods it declares.
+ROUTES = sorted((re.sub(r"<(?:[a-z]+:)?([A-Za-z_]+)>", r"{\1}", r.rule),
+                 tuple(sorted(set(r.methods or ()) - {"HEAD", "OPTIONS"}))) for r in APP.url_map.iter_rules())
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "PROPFIND"]
 
 NASTY_TEXT = ["", "client", "demo", "a/b", "a?b=c#d", "%", "%zz", "%00", "%ff%fe", "..", "../../etc/passwd",
@@ -44,7 +45,8 @@ json_bodies = st.one_of(
 ).map(lambda v: json.dumps(v).encode())
 bodies = st.one_of(
     raw, json_bodies,
-    st.sampled_from([_deep(3000), b'{"a":' + _deep(3000) + b"}", b"[" * 50000, b'{"tenant": 0}',
+    st.sampled_from([_deep(3000), b'{"a":' + _deep(3000) + b"}", b'{"faults": [' + _deep(990) + b"]}", b"[" * 50000]),
+    st.sampled_from([b'{"tenant": 0}',
                      b"thirdPartyId,a\r\nc1,x\ry\r\n", b"batch=thirdPartyId,a\nc1,x\n",
                      b"batch=pcId,a\r\n1-2,%zz\r\n\xff\xfe,\"q\n", b"batch=" + b"x," * 3000,
                      b'{"kind": "latency", "latency": 1e308}', b'{"freeze": "AAA"}', b"Infinity", b"-0"]),
@@ -66,7 +68,7 @@ headers = st.fixed_dictionaries({}, optional={
 
 @st.composite
 def requests_(draw: st.DrawFn) -> dict[str, Any]:
-    route = draw(st.sampled_from(ROUTES))
+    route, declared = draw(st.sampled_from(ROUTES))
     params = {name: draw(st.sampled_from(["demo", "acme", "client"]) | text)
               for name in re.findall(r"{(\w+)}", route)}
     path = route
@@ -77,7 +79,9 @@ def requests_(draw: st.DrawFn) -> dict[str, Any]:
         b"mbox3rdPartyId=c1&profile.a=1", b"mboxPC=1-2&profile.a=%ff", b"batchId=demo-1-12345678&showDetails=true",
         b"client=demo", b"authorizationScope=profile_api", b"scope=profile_api", b"tenant=", b"operation=fetch",
         b"mbox3rdPartyId=" + b"a" * 9000])))
-    return {"method": draw(st.sampled_from(METHODS)), "path": path, "query": query.decode("latin-1"),
+    # mostly a method the route takes, so the hostile parts reach its view
+    method = draw(st.one_of(st.sampled_from(declared), st.sampled_from(declared), st.sampled_from(METHODS)))
+    return {"method": method, "path": path, "query": query.decode("latin-1"),
             "headers": draw(headers), "body": draw(bodies)}
 
 
