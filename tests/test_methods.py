@@ -146,7 +146,8 @@ def test_a_bulk_limit_of_0_says_so(client, backend):
     r = client.post("/m2/demo/v2/profile/batchUpdate", data=FILE, content_type=FORM)
     assert r.status_code == 503
     message = parse_response(r.data)["message"]
-    assert message.startswith("[rate.bulk] client demo's bulk limit is 0 calls a minute: every bulk call is refused")
+    assert message.startswith("[rate.bulk] the bulk limit of client demo is set to 0 calls a minute, so every bulk "
+                              "call is refused")
     assert "has made 0" not in message
 
 
@@ -155,7 +156,7 @@ def test_a_bulk_limit_of_0_on_status_polls_says_so(client, backend):
     backend.configure(rate_limit_status_polls=True)
     backend.configure("demo", bulk_calls_per_minute=0)
     r = client.get(f"/m2/demo/profile/batchStatus?batchId={batch}")
-    assert r.status_code == 503 and "bulk limit is 0 calls a minute" in parse_response(r.data)["message"]
+    assert r.status_code == 503 and "is set to 0 calls a minute" in parse_response(r.data)["message"]
 
 
 def test_a_single_update_limit_of_0_says_so(client, backend):
