@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import pytest
 from target_profile_mock.contracts.rules import RULES, Severity, Violation
 from target_profile_mock.mockserver.backend import BatchState, ControlError, MockBackend
 from target_profile_mock.mockserver.lifecycle import Lifecycle
@@ -30,7 +31,12 @@ OPERATIONS = ("single-update", "batch-submit", "batch-status", "fetch", "token",
 
 def _fail(message: str) -> None:
     __tracebackhide__ = True
-    pytest.fail(message, pytrace=False)
+    # pytest's fail() when a pytest test is running; a plain AssertionError for unittest and scripts,
+    # which need not have pytest imported (pytest sets PYTEST_CURRENT_TEST while it runs a test)
+    pytest = sys.modules.get("pytest")
+    if pytest is not None and "PYTEST_CURRENT_TEST" in os.environ:
+        pytest.fail(message, pytrace=False)
+    raise AssertionError(message)
 
 
 class TargetProfiles:

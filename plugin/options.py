@@ -31,6 +31,7 @@ class Settings:
     strict: Strict = "errors"  #: what fails a test at its end: contract errors, also deviations, or nothing
     other_hosts: OtherHosts = "passthrough"  #: requests to other hosts go out (passthrough) or fail (block)
     httpx: bool = True  #: also route httpx's default transports to the fake
+    aiohttp: bool = True  #: also route aiohttp's connections to Adobe's hosts to the fake (if installed)
     freeze_clock: bool = False  #: stop the fake's clock; it then moves only by ``advance``
     fake_sleep: bool = False  #: ``time.sleep`` advances the fake's clock instead of sleeping
     allow: tuple[str, ...] = ()  #: rule ids the strict check ignores
@@ -46,7 +47,7 @@ class Settings:
             direct["client_code"] = _client_code(direct["client_code"])
         if "lifecycle" in direct:
             direct["lifecycle"] = _lifecycle(direct["lifecycle"])
-        for name in ("auth", "httpx", "freeze_clock", "fake_sleep"):
+        for name in ("auth", "httpx", "aiohttp", "freeze_clock", "fake_sleep"):
             if name in direct:
                 direct[name] = parse_bool(direct[name], name)
         if "strict" in direct:

@@ -48,6 +48,8 @@ _OPTIONS = (
      f"requests to hosts other than Adobe's in the in-process fixture: {', '.join(OTHER_HOSTS)} [passthrough]"),
     ("target_profiles_httpx", "--target-profiles-httpx", "httpx",
      "route httpx's default transports to the in-process fake too: true or false [true]"),
+    ("target_profiles_aiohttp", "--target-profiles-aiohttp", "aiohttp",
+     "route aiohttp's connections to Adobe's hosts to the in-process fake too: true or false [true]"),
 )
 
 
@@ -62,8 +64,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "target_profiles(client_code=, lifecycle=, auth=, strict=, other_hosts=, allow=, freeze_clock=, "
-        "fake_sleep=, httpx=, faults=, **settings): configure the target_profiles / target_profile_server fake "
-        "for one test",
+        "fake_sleep=, httpx=, aiohttp=, faults=, **settings): configure the target_profiles / "
+        "target_profile_server fake for one test",
     )
     given: dict[str, Any] = {}
     for ini, flag, dest, _ in _OPTIONS:
@@ -146,6 +148,11 @@ def _has_httpx() -> bool:
     return importlib.util.find_spec("httpx") is not None
 
 
+@cache
+def _has_aiohttp() -> bool:
+    return importlib.util.find_spec("aiohttp") is not None
+
+
 #: The tests being run, innermost last (a nested in-process pytest run pushes its own).
 _running: list[pytest.Item] = []
 
@@ -200,10 +207,17 @@ def target_profiles() -> Iterator[TargetProfiles]:
     handle = TargetProfiles(fake.backend, fake.app, settings, bridge=fake.bridge,
                             get_responses_mock=lambda: interceptor.mock)
     patch = fake.httpx_patch(block=block) if settings.httpx and _has_httpx() else None
+    aio = None
+    if settings.aiohttp and _has_aiohttp():
+        from .aiohttp_intercept import aiohttp_patch
+
+        aio = aiohttp_patch(fake, block=block)
     interceptor.start()
     try:
         if patch is not None:
             patch.install()
+        if aio is not None:
+            aio.install()
         if settings.fake_sleep:
             handle.fake_sleep()
         _track(item, handle)
@@ -212,6 +226,8 @@ def target_profiles() -> Iterator[TargetProfiles]:
         interceptor.stop()
         if patch is not None:
             patch.uninstall()
+        if aio is not None:
+            aio.uninstall()
         handle.close()
         fake.bridge.settle()  # calls a client gave up on (read timeouts) finish within their test
 

@@ -33,6 +33,8 @@ _EXPORTS = {
     "create_app": "target_profile_mock.mockserver.app",
     "LiveServer": "target_profile_mock.mockserver.server",
     "TargetProfiles": "target_profile_mock.plugin.handle",
+    "mock_target": "target_profile_mock.plugin.inprocess",
+    "ContractViolation": "target_profile_mock.plugin.inprocess",
     "RULES": "target_profile_mock.contracts.rules",
     "LIMITS": "target_profile_mock.contracts.rules",
 }
@@ -47,6 +49,7 @@ __all__ = [
     "LIMITS",
     "RULES",
     "Clock",
+    "ContractViolation",
     "ControlError",
     "Lifecycle",
     "LiveServer",
@@ -56,6 +59,7 @@ __all__ = [
     "__version__",
     "contracts",
     "create_app",
+    "mock_target",
     "mockserver",
     "plugin",
     "strategies",
@@ -72,6 +76,7 @@ if TYPE_CHECKING:
     from target_profile_mock.mockserver.lifecycle import Lifecycle
     from target_profile_mock.mockserver.server import LiveServer
     from target_profile_mock.plugin.handle import TargetProfiles
+    from target_profile_mock.plugin.inprocess import ContractViolation, mock_target
 
 
 def __getattr__(name: str) -> Any:
