@@ -18,7 +18,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .options import Settings
+from .options import OptionError, Settings
 
 if TYPE_CHECKING:
     from .fake import SessionFake
@@ -55,7 +55,10 @@ class mock_target:  # lower case, as a decorator is named (responses.activate, m
     """
 
     def __init__(self, **options: Any) -> None:
-        self.settings = Settings().merge(**options)
+        try:
+            self.settings = Settings().merge(**options)
+        except OptionError as exc:
+            raise OptionError(f"mock_target: {exc}") from None
         self._active: list[tuple[SessionFake, TargetProfiles, Callable[[], None]]] = []
 
     # --- start and stop ---------------------------------------------------------------------------
