@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 import unittest
 from pathlib import Path
 
@@ -15,8 +14,9 @@ import httpx
 import pytest
 import requests
 from requests.adapters import HTTPAdapter
-from target_profile_mock import ContractViolation, TargetProfiles, mock_target
 from target_profile_mock.plugin.intercept import BlockedRequest
+
+from target_profile_mock import ContractViolation, TargetProfiles, mock_target
 
 ROOT = Path(__file__).resolve().parents[2]
 UPDATE = "https://acme.tt.omtrdc.net/m2/acme/profile/update?mbox3rdPartyId=c1&profile.tier=gold"
@@ -82,7 +82,7 @@ def test_strict_off_allowed_rules_and_deviations() -> None:
     submit = "https://acme.tt.omtrdc.net/m2/acme/v2/profile/batchUpdate"
     with mock_target(client_code="acme"):  # a deviation passes under strict="errors"
         requests.post(submit, data=b"batch=thirdPartyId,x\nc1,1\n", headers={"Content-Type": "text/plain"})
-    with pytest.raises(ContractViolation, match="batch.content-type"), mock_target(client_code="acme",
+    with pytest.raises(ContractViolation, match=r"batch\.content-type"), mock_target(client_code="acme",
                                                                                     strict="deviations"):
         requests.post(submit, data=b"batch=thirdPartyId,x\nc1,1\n", headers={"Content-Type": "text/plain"})
 
@@ -138,7 +138,7 @@ def test_decorated_function_gets_the_handle_as_its_last_argument() -> None:
         async with httpx.AsyncClient() as client:
             return (await client.get(BAD_UPDATE)).status_code
 
-    with pytest.raises(ContractViolation, match="id.third-party-chars"):
+    with pytest.raises(ContractViolation, match=r"id\.third-party-chars"):
         asyncio.run(async_job())
     assert asyncio.iscoroutinefunction(async_job)
 
