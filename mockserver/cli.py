@@ -16,6 +16,7 @@ from typing import NoReturn
 from .app import create_app
 from .backend import ControlError, MockBackend
 from .config import MockConfig
+from .front import add_tls_arguments
 from .lifecycle import Lifecycle, LifecycleError
 from .server import CHANNEL_TIMEOUT, CONNECTION_LIMIT
 
@@ -151,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"close a connection silent this long between requests (default: {CHANNEL_TIMEOUT:g})")
     s.add_argument("--fault-profile", metavar="FILE",
                    help="queue the faults in this JSON file at start (the body POST /_mock/faults takes)")
+    add_tls_arguments(s)
     return p
 
 
@@ -226,6 +228,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(f"--fault-profile: {exc}")
         print(f"target-profile-mock: {len(rules)} fault rule(s) queued from {args.fault_profile}", flush=True)
     app = create_app(backend)
+    if args.tls:
+        from .front import serve_tls
+
+        return serve_tls(app, args, f"client code {config.client_code}, lifecycle {config.lifecycle.spec()}, "
+                                    f"auth {'on' if config.auth else 'off'}", _stop)
     try:
         _raise_open_files(args.connection_limit)
         server = make_server(app, args.host, args.port, args.threads, connection_limit=args.connection_limit,

@@ -1,0 +1,341 @@
+"""HTTPS and an HTTPS proxy for Adobe's host names in front of the waitress server (``serve --tls``).
+
+waitress speaks plain HTTP only. A small front in the same process listens on the server's port and
+looks at each new connection's first bytes:
+
+* a TLS handshake: TLS is ended here with the local CA's certificate (``certs``) and the plain bytes
+  go to a waitress server that tells the app the scheme was ``https``;
+* ``CONNECT <host>:<port>``: for Adobe's hosts (``*.tt.omtrdc.net``, ``mc.adobe.io``) and this
+  machine, the tunnel is answered here (TLS ended with the same certificate, or plain HTTP inside), so
+  ``HTTPS_PROXY=http://127.0.0.1:<port>`` sends a client that hard-codes Adobe's URLs to the fake;
+  other hosts are refused with a 403 saying why, or tunnelled to the network if asked;
+* anything else: plain HTTP, to a waitress server with the scheme ``http``.
+
+The front only moves bytes, so everything waitress and the app do (keep-alive, faults that reset or
+cut a connection, limits) reaches the client as it would on a plain socket: a reset from waitress is
+passed on as a reset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+import select
+import signal
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .server import LiveServer, make_server
+
+__all__ = ["ADOBE_HOST", "TlsFront", "add_tls_arguments", "proxy_refusal", "serve_tls"]
+
+#: The hosts a CONNECT is answered for by the fake itself.
+ADOBE_HOST = re.compile(r"^(?:(?:[a-z0-9_-]+\.)+tt\.omtrdc\.net|mc\.adobe\.io)$", re.IGNORECASE)
+_HEAD_LIMIT = 16 * 1024
+_IDLE = 300.0  # seconds a connection may sit idle before the front closes it
+
+
+def proxy_refusal(target: str) -> bytes:
+    body = (f"target-profile-mock refused CONNECT {target}: this proxy answers only Adobe Target's hosts "
+            "(*.tt.omtrdc.net and mc.adobe.io) itself. Exclude other hosts from the proxy (NO_PROXY), or start "
+            "the server with --proxy-passthrough to tunnel them to the network.\n").encode()
+    return (b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+
+
+class TlsFront:
+    """The front: one listening socket, two waitress servers behind it (http and https)."""
+
+    def __init__(self, app: Any, context: ssl.SSLContext, host: str = "127.0.0.1", port: int = 0, *,
+                 threads: int = 8, passthrough: bool = False) -> None:
+        self.context = context
+        self.passthrough = passthrough
+        # the two back ends share the app (and so the fake's state); each tells it the scheme it serves
+        self.plain = LiveServer(app, "127.0.0.1", 0, threads)
+        self.secure = _HttpsBackend(app, "127.0.0.1", 0, threads)
+        self._listen_on = (host, port)
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    # --- running ----------------------------------------------------------------------------------
+    def start(self) -> TlsFront:
+        if self._sock is not None:
+            return self
+        self.plain.start()
+        self.secure.start()
+        host, port = self._listen_on
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            sock.listen(128)
+        except OSError:
+            sock.close()
+            self.plain.stop()
+            self.secure.stop()
+            raise
+        self._sock = sock
+        self._thread = threading.Thread(target=self._accept, args=(sock,), name="target-profile-mock-tls",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def port(self) -> int:
+        if self._sock is None:
+            raise RuntimeError("the server is not running; call start() first")
+        return int(self._sock.getsockname()[1])
+
+    @property
+    def host(self) -> str:
+        host = self._listen_on[0]
+        return f"[{host}]" if ":" in host else host
+
+    @property
+    def url(self) -> str:
+        """The HTTPS URL (the same port also takes plain HTTP and CONNECT)."""
+        return f"https://{'localhost' if self.host in ('127.0.0.1', '0.0.0.0') else self.host}:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host if self.host != '0.0.0.0' else '127.0.0.1'}:{self.port}"
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        return self.plain.wait_idle(timeout) and self.secure.wait_idle(timeout)
+
+    def stop(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        with self._lock:
+            for conn in list(self._open):
+                with contextlib.suppress(OSError):
+                    conn.close()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        self.plain.stop()
+        self.secure.stop()
+
+    def run(self) -> None:
+        """Serve in the foreground until stopped (the CLI)."""
+        self.start()
+        assert self._thread is not None
+        while self._thread.is_alive():
+            self._thread.join(0.5)
+
+    def __enter__(self) -> TlsFront:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- connections ------------------------------------------------------------------------------
+    def _accept(self, sock: socket.socket) -> None:
+        while self._sock is sock:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), name="target-profile-mock-conn", daemon=True).start()
+
+    def _track(self, conn: socket.socket) -> Callable[[], None]:
+        with self._lock:
+            self._open.add(conn)
+
+        def untrack() -> None:
+            with self._lock:
+                self._open.discard(conn)
+
+        return untrack
+
+    def _serve(self, conn: socket.socket) -> None:
+        untrack = self._track(conn)
+        try:
+            conn.settimeout(30)
+            self._route(conn, proxied=False)
+        except (OSError, ValueError):
+            pass  # a client that went away or spoke nonsense: nothing to answer
+        finally:
+            untrack()
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def _route(self, conn: socket.socket, *, proxied: bool) -> None:
+        first = conn.recv(1, socket.MSG_PEEK)
+        if not first:
+            return
+        if first == b"\x16":  # a TLS handshake record
+            tls = self.context.wrap_socket(conn, server_side=True)
+            _pipe(tls, _connect(self.secure))
+            return
+        head = _peek_head(conn)
+        if not proxied and head.startswith(b"CONNECT "):
+            self._connect_method(conn, head)
+            return
+        _pipe(conn, _connect(self.plain))
+
+    def _connect_method(self, conn: socket.socket, head: bytes) -> None:
+        _recv_exactly(conn, len(head))  # consume the CONNECT request; it is answered here
+        target = head.split(b" ", 2)[1].decode("latin-1")
+        host, _, port = target.rpartition(":")
+        if not host or not port.isdigit():
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            return
+        if ADOBE_HOST.match(host):
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            self._route(conn, proxied=True)
+            return
+        if not self.passthrough:
+            conn.sendall(proxy_refusal(target))
+            return
+        try:
+            upstream = socket.create_connection((host.strip("[]"), int(port)), timeout=30)
+        except OSError as exc:
+            body = f"target-profile-mock could not reach {target}: {exc}\n".encode()
+            conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: " + str(len(body)).encode()
+                         + b"\r\nConnection: close\r\n\r\n" + body)
+            return
+        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        _pipe(conn, upstream)
+
+
+class _HttpsBackend(LiveServer):
+    """The waitress server behind TLS: it tells the app the scheme is https (batchStatus URLs use it)."""
+
+    def start(self) -> LiveServer:
+        if self._server is not None:
+            return self
+        self._server = make_server(self._in_flight, self.host, self.port, self.threads,  # type: ignore[arg-type]
+                                   url_scheme="https")
+        self._thread = threading.Thread(target=self._serve, args=(self._server,), name="target-profile-mock-https",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+
+def _connect(server: LiveServer) -> socket.socket:
+    backend = server._server
+    assert backend is not None
+    return socket.create_connection(("127.0.0.1", backend.effective_port))  # type: ignore[attr-defined]
+
+
+def _peek_head(conn: socket.socket) -> bytes:
+    """The request line and headers, left in the socket (MSG_PEEK), or what came before a pause."""
+    data = b""
+    deadline = time.monotonic() + 10
+    while b"\r\n\r\n" not in data and len(data) < _HEAD_LIMIT and time.monotonic() < deadline:
+        more = conn.recv(_HEAD_LIMIT, socket.MSG_PEEK)
+        if not more:
+            return data
+        if not more.startswith(b"CONNECT "[: len(more)]):
+            return more  # plain HTTP: waitress reads the rest itself
+        if len(more) == len(data):
+            time.sleep(0.005)  # a CONNECT head split across packets: wait for the rest
+        data = more
+    end = data.find(b"\r\n\r\n")
+    return data[:end + 4] if end >= 0 else data
+
+
+def _recv_exactly(conn: socket.socket, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        chunk = conn.recv(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with an RST, as waitress did to us: the client meets the reset the fault asked for."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def _pipe(client: socket.socket, backend: socket.socket) -> None:
+    """Move bytes both ways until either side closes; a reset from the back end is passed on."""
+    client.settimeout(None)
+    try:
+        while True:
+            pending = isinstance(client, ssl.SSLSocket) and client.pending() > 0
+            readable = [client] if pending else select.select([client, backend], [], [], _IDLE)[0]
+            if not readable:
+                return
+            for side in readable:
+                other = backend if side is client else client
+                try:
+                    data = side.recv(65536)
+                except ConnectionResetError:
+                    if side is backend:
+                        _reset(client)
+                    return
+                except ssl.SSLError:
+                    return
+                if not data:
+                    return
+                other.sendall(data)
+    finally:
+        for sock in (backend, client):
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+# --- the command line ---------------------------------------------------------------------------------
+def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """``serve``'s options for HTTPS and the proxy."""
+    parser.add_argument("--tls", action="store_true",
+                        help="serve HTTPS with a certificate for *.tt.omtrdc.net, mc.adobe.io, localhost and "
+                             "127.0.0.1 from a local CA made on first use; the same port also takes plain HTTP and "
+                             "acts as an HTTPS proxy (CONNECT) for Adobe's hosts (needs the tls extra)")
+    parser.add_argument("--ca-dir", metavar="DIR",
+                        help="where the local CA is kept (default: $TARGET_PROFILE_MOCK_HOME, else "
+                             "~/.local/share/target-profile-mock or the platform's equivalent)")
+    parser.add_argument("--proxy-passthrough", action="store_true",
+                        help="with --tls: tunnel CONNECT to hosts other than Adobe's to the network instead of "
+                             "refusing it")
+
+
+def serve_tls(app: Any, args: argparse.Namespace, describe: str, stop: Callable[[int, object], None]) -> int:
+    """Run ``serve --tls`` in the foreground; ``describe`` is the settings part of the start-up line."""
+    from .certs import CertError, LocalCA, trust_instructions
+
+    try:
+        ca, made = LocalCA.ensure(args.ca_dir)
+        context = ca.server_context()
+    except CertError as exc:
+        print(f"target-profile-mock: {exc}", file=sys.stderr)
+        return 2
+    front = TlsFront(app, context, args.host, args.port, threads=args.threads, passthrough=args.proxy_passthrough)
+    try:
+        front.start()
+    except OSError as exc:
+        print(f"target-profile-mock: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        if made:
+            print(f"target-profile-mock: made a new local CA in {ca.directory}", flush=True)
+        print(trust_instructions(ca, front.port), flush=True)
+        print(f"target-profile-mock serving on {front.url} ({describe}); plain HTTP on {front.http_url}, "
+              f"and an HTTPS proxy for Adobe's hosts at {front.http_url}", flush=True)
+        front.run()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        front.stop()
+    print("target-profile-mock stopped", flush=True)
+    return 0
