@@ -12,6 +12,9 @@ A code block is run according to the HTML comment on the line before it:
 * ``<!-- test: serve -->`` before a sh block: each line starts the standalone server, and must print
   its URL and answer with the options the line gives; ``--port 8080`` becomes a free port, ``.venv``
   this environment, and ``make`` installs nothing.
+* ``<!-- test: sh tls -->`` before a sh block: run with bash against ``serve --tls``'s front (HTTPS,
+  plain HTTP and the proxy on one port), port ``8443`` and the CA path
+  ``~/.local/share/target-profile-mock/ca.pem`` replaced by the test's, this interpreter first on PATH.
 * ``<!-- test: skip (reason) -->``: not run; the reason says why (e.g. the set-up commands, which
   CI itself runs).
 
@@ -69,6 +72,10 @@ def _kind(block: Block) -> str:
     return (block.marker or "").split()[0] if block.marker else ""
 
 
+def _is_tls_sh(block: Block) -> bool:
+    return _kind(block) == "sh" and "tls" in (block.marker or "").split()[1:]
+
+
 @pytest.fixture(scope="module")
 def live_url() -> Iterator[str]:
     # the standalone server's defaults, but batches complete fast so examples need not wait long
@@ -105,7 +112,8 @@ def test_run_example(block: Block, live_url: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("block", [b for b in blocks() if _kind(b) == "sh"], ids=lambda b: b.id)
+@pytest.mark.parametrize("block", [b for b in blocks() if _kind(b) == "sh" and not _is_tls_sh(b)],
+                         ids=lambda b: b.id)
 def test_shell_example(block: Block, live_url: str, tmp_path: Path) -> None:
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block.code.replace(DEFAULT_URL, live_url)],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
@@ -156,3 +164,30 @@ def test_serve_example(line: str) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
+
+
+TLS_PORT = "8443"
+TLS_CA = "~/.local/share/target-profile-mock/ca.pem"
+
+
+@pytest.fixture(scope="module")
+def tls_front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    from target_profile_mock.mockserver.certs import LocalCA
+    from target_profile_mock.mockserver.front import TlsFront
+
+    ca, _ = LocalCA.ensure(tmp_path_factory.mktemp("ca"))
+    backend = MockBackend(MockConfig(lifecycle=Lifecycle(mode="seconds", seconds=0.2)))
+    with TlsFront(create_app(backend), ca.server_context()) as front:
+        yield front.port, ca.ca_cert
+
+
+@pytest.mark.parametrize("block", [b for b in blocks() if _is_tls_sh(b)], ids=lambda b: b.id)
+def test_tls_shell_example(block: Block, tls_front: tuple[int, Path], tmp_path: Path) -> None:
+    port, ca = tls_front
+    code = block.code.replace(TLS_CA, str(ca)).replace(TLS_PORT, str(port))
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "http_proxy", "https_proxy")}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONPATH"] = str(README.parent)
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
