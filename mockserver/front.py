@@ -332,6 +332,9 @@ def serve_tls(app: Any, args: argparse.Namespace, describe: str, stop: Callable[
         print(trust_instructions(ca, front.port), flush=True)
         print(f"target-profile-mock serving on {front.url} ({describe}); plain HTTP on {front.http_url}, "
               f"and an HTTPS proxy for Adobe's hosts at {front.http_url}", flush=True)
+        if args.host not in ("127.0.0.1", "localhost", "::1") and not args.control_token:
+            print("target-profile-mock: warning: listening beyond loopback with an unlocked control API; "
+                  "anyone who reaches it can reset it (use --control-token)", file=sys.stderr, flush=True)
         front.run()
     except (KeyboardInterrupt, SystemExit):
         pass
