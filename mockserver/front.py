@@ -42,8 +42,9 @@ _HEAD_LIMIT = 16 * 1024
 _IDLE = 300.0  # seconds a connection may sit idle before the front closes it
 
 
-def proxy_refusal(target: str) -> bytes:
-    body = (f"target-profile-mock refused CONNECT {target}: this proxy answers only Adobe Target's hosts "
+def proxy_refusal(target: str, verb: str = "CONNECT") -> bytes:
+    """The 403 a proxy request for a host other than Adobe's gets."""
+    body = (f"target-profile-mock refused {verb} {target}: this proxy answers only Adobe Target's hosts "
             "(*.tt.omtrdc.net and mc.adobe.io) itself. Exclude other hosts from the proxy (NO_PROXY), or start "
             "the server with --proxy-passthrough to tunnel them to the network.\n").encode()
     return (b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -185,6 +186,19 @@ class TlsFront:
         if not proxied and head.startswith(b"CONNECT "):
             self._connect_method(conn, head)
             return
+        target = _absolute_target(head)
+        if target is not None and not ADOBE_HOST.match(target[0]):
+            # a plain-HTTP proxy request (HTTP_PROXY) for another host
+            if not self.passthrough:
+                conn.sendall(proxy_refusal(f"{target[0]}:{target[1]}", "forward"))
+                return
+            try:
+                upstream = socket.create_connection(target, timeout=30)
+            except OSError as exc:
+                conn.sendall(_bad_gateway(f"{target[0]}:{target[1]}", exc))
+                return
+            _pipe(conn, upstream)  # origin servers take the absolute form too (RFC 9112, 3.2.2)
+            return
         _pipe(conn, _connect(self.plain))
 
     def _connect_method(self, conn: socket.socket, head: bytes) -> None:
@@ -204,9 +218,7 @@ class TlsFront:
         try:
             upstream = socket.create_connection((host.strip("[]"), int(port)), timeout=30)
         except OSError as exc:
-            body = f"target-profile-mock could not reach {target}: {exc}\n".encode()
-            conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: " + str(len(body)).encode()
-                         + b"\r\nConnection: close\r\n\r\n" + body)
+            conn.sendall(_bad_gateway(target, exc))
             return
         conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
         _pipe(conn, upstream)
@@ -233,20 +245,38 @@ def _connect(server: LiveServer) -> socket.socket:
 
 
 def _peek_head(conn: socket.socket) -> bytes:
-    """The request line and headers, left in the socket (MSG_PEEK), or what came before a pause."""
+    """The first request's head (CONNECT) or line (anything else), left in the socket (MSG_PEEK)."""
     data = b""
     deadline = time.monotonic() + 10
-    while b"\r\n\r\n" not in data and len(data) < _HEAD_LIMIT and time.monotonic() < deadline:
+    while len(data) < _HEAD_LIMIT and time.monotonic() < deadline:
         more = conn.recv(_HEAD_LIMIT, socket.MSG_PEEK)
         if not more:
-            return data
-        if not more.startswith(b"CONNECT "[: len(more)]):
-            return more  # plain HTTP: waitress reads the rest itself
+            break
+        connect = more.startswith(b"CONNECT "[: len(more)])
+        if (b"\r\n\r\n" if connect else b"\r\n") in more:
+            data = more
+            break
         if len(more) == len(data):
-            time.sleep(0.005)  # a CONNECT head split across packets: wait for the rest
+            time.sleep(0.005)  # the head split across packets: wait for the rest
         data = more
     end = data.find(b"\r\n\r\n")
-    return data[:end + 4] if end >= 0 else data
+    return data[:end + 4] if end >= 0 and data.startswith(b"CONNECT ") else data
+
+
+def _bad_gateway(target: str, exc: OSError) -> bytes:
+    body = f"target-profile-mock could not reach {target}: {exc}\n".encode()
+    return (b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: " + str(len(body)).encode()
+            + b"\r\nConnection: close\r\n\r\n" + body)
+
+
+def _absolute_target(head: bytes) -> tuple[str, int] | None:
+    """The host and port of an absolute-form request line (``GET http://host/...``), else None."""
+    line = head.split(b"\r\n", 1)[0].split(b" ")
+    if len(line) < 2 or line[1][:7].lower() != b"http://":
+        return None
+    netloc = line[1][7:].split(b"/", 1)[0].split(b"?", 1)[0].decode("latin-1").rpartition("@")[2]
+    host, sep, port = netloc.rpartition(":") if netloc.rfind(":") > netloc.rfind("]") else (netloc, "", "")
+    return host.strip("[]").lower(), int(port) if sep and port.isdigit() else 80
 
 
 def _recv_exactly(conn: socket.socket, n: int) -> bytes:

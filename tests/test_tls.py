@@ -302,3 +302,26 @@ def test_serve_tls_without_a_writable_ca_dir_is_a_clear_error(tmp_path: Path) ->
     assert proc.returncode == 2
     assert f"cannot write the local CA in {blocker / 'ca'}" in proc.stderr and "--ca-dir" in proc.stderr
 
+
+
+def test_plain_http_proxying_answers_adobe_s_hosts_and_refuses_others(front: TlsFront, fresh: MockBackend) -> None:
+    # HTTP_PROXY: a hard-coded http:// URL (Adobe's bulk examples use http) reaches the fake too
+    proxies = {"http": front.http_url}
+    r = requests.post("http://acme.tt.omtrdc.net/m2/acme/v2/profile/batchUpdate", data=BATCH, headers=FORM,
+                      proxies=proxies)
+    assert STATUS.search(r.text).group(1).startswith("http://acme.tt.omtrdc.net/m2/acme/")  # type: ignore[union-attr]
+    refused = requests.get("http://example.com/", proxies=proxies)
+    assert refused.status_code == 403 and "refused forward example.com:80" in refused.text
+    assert [e.url for e in fresh.journal.entries()] == ["http://acme.tt.omtrdc.net/m2/acme/v2/profile/batchUpdate"]
+
+
+def test_passthrough_forwards_plain_http_proxy_requests(ca: LocalCA, backend: MockBackend,
+                                                        plain_other_host: int) -> None:
+    with TlsFront(create_app(backend), ca.server_context(), passthrough=True) as front:
+        sock = socket.create_connection(("127.0.0.1", front.port), timeout=10)
+        sock.sendall(f"GET http://127.0.0.1:{plain_other_host}/ HTTP/1.0\r\n\r\n".encode())
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+        sock.close()
+    assert answer.startswith(b"HTTP/1.0 200") and answer.endswith(b"\r\n\r\nhello")
