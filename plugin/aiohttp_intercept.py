@@ -99,6 +99,7 @@ class _FakeTransport(asyncio.Transport):
         self._scheme = scheme
         self._buffer = bytearray()
         self._closing = False
+        self._continued = False
         self._registry = registry
         registry.add(self)
 
@@ -110,7 +111,9 @@ class _FakeTransport(asyncio.Transport):
         while not self._closing:
             request = _take_request(self._buffer)
             if request is None:
+                self._continue_if_expected()
                 return
+            self._continued = False
             self._answer(*request)
 
     def is_closing(self) -> bool:
@@ -144,6 +147,15 @@ class _FakeTransport(asyncio.Transport):
         return 0
 
     # --- the server side --------------------------------------------------------------------------
+    def _continue_if_expected(self) -> None:
+        # a client sending "Expect: 100-continue" waits for this before it sends the body
+        if self._continued:
+            return
+        end = self._buffer.find(b"\r\n\r\n")
+        if end >= 0 and b"\r\nexpect: 100-continue" in bytes(self._buffer[:end]).lower():
+            self._continued = True
+            self._loop.call_soon(self._protocol.data_received, b"HTTP/1.1 100 Continue\r\n\r\n")
+
     def _lose(self, exc: BaseException | None) -> None:
         if self._closing:
             return

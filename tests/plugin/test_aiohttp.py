@@ -227,3 +227,14 @@ def test_mock_target_decorates_async_functions_using_aiohttp() -> None:
             return r.status, [e.operation for e in target.requests()]
 
     assert asyncio.run(job()) == (200, ["single-update"])
+
+
+def test_expect_100_continue_gets_its_interim_answer(target_profiles: TargetProfiles) -> None:
+    async def job(s: aiohttp.ClientSession) -> int:
+        async with s.post("https://demo.tt.omtrdc.net/m2/demo/v2/profile/batchUpdate", expect100=True,
+                          data=b"batch=thirdPartyId,tier\nc1,gold\n", headers=FORM,
+                          timeout=aiohttp.ClientTimeout(total=5)) as r:
+            return r.status
+
+    assert run(job) == 200
+    target_profiles.assert_batch_submitted([{"thirdPartyId": "c1", "tier": "gold"}])
