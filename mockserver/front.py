@@ -165,6 +165,9 @@ class TlsFront:
     def _serve(self, conn: socket.socket) -> None:
         untrack = self._track(conn)
         try:
+            # the front forwards what it reads at once: Nagle's delay would hold a response's second
+            # segment (waitress writes head and body apart) until the client's delayed ACK
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.settimeout(30)
             self._route(conn, proxied=False)
         except (OSError, ValueError):
@@ -241,7 +244,9 @@ class _HttpsBackend(LiveServer):
 def _connect(server: LiveServer) -> socket.socket:
     backend = server._server
     assert backend is not None
-    return socket.create_connection(("127.0.0.1", backend.effective_port))  # type: ignore[attr-defined]
+    sock = socket.create_connection(("127.0.0.1", backend.effective_port))  # type: ignore[attr-defined]
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def _peek_head(conn: socket.socket) -> bytes:

@@ -50,12 +50,12 @@ class AiohttpPatch:
         self._bridge = bridge
         self._block = block
         self._original: Any = None
+        self._patched: Any = None
+        self._installed = False
         self._open: set[_FakeTransport] = set()
 
-    def install(self) -> None:
-        if self._original is not None:
-            return
-        original = self._original = aiohttp.TCPConnector._create_connection
+    def _build(self) -> Any:
+        # built once; other hosts go to what the class had when this patch was installed
         patch = self
 
         async def _create_connection(connector: aiohttp.TCPConnector, req: Any, traces: Any, timeout: Any) -> Any:
@@ -70,18 +70,29 @@ class AiohttpPatch:
             if patch._block:
                 raise BlockedRequest(blocked_message(req.method, url).replace(
                     "target-profiles blocked", "target-profiles blocked aiohttp"))
-            return await original(connector, req, traces, timeout)
+            return await patch._original(connector, req, traces, timeout)
 
-        aiohttp.TCPConnector._create_connection = _create_connection  # type: ignore[method-assign]
+        return _create_connection
+
+    def install(self) -> None:
+        if self._installed:
+            return
+        if self._patched is None:
+            self._patched = self._build()
+        self._original = aiohttp.TCPConnector._create_connection
+        aiohttp.TCPConnector._create_connection = self._patched  # type: ignore[method-assign]
+        self._installed = True
 
     def uninstall(self) -> None:
-        if self._original is None:
+        if not self._installed:
             return
+        # the original stays kept, for a call still running in another thread
         aiohttp.TCPConnector._create_connection = self._original  # type: ignore[method-assign]
-        self._original = None
-        # a session that outlives the block must not reach the fake over a pooled connection
-        for transport in list(self._open):
-            transport.close()
+        self._installed = False
+        # a session that outlives the test or block must not reach the fake over a pooled connection
+        if self._open:
+            for transport in list(self._open):
+                transport.close()
 
 
 _CRLF = b"\r\n"

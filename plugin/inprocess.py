@@ -38,6 +38,7 @@ class ContractViolation(AssertionError):
     """Raised when a strict block ends: the code under test sent requests that break Adobe's contract."""
 
 
+@functools.cache
 def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
@@ -55,10 +56,7 @@ class mock_target:  # lower case, as a decorator is named (responses.activate, m
     """
 
     def __init__(self, **options: Any) -> None:
-        try:
-            self.settings = Settings().merge(**options)
-        except OptionError as exc:
-            raise OptionError(f"mock_target: {exc}") from None
+        self.settings = _settings(options)
         self._active: list[tuple[SessionFake, TargetProfiles, Callable[[], None]]] = []
 
     # --- start and stop ---------------------------------------------------------------------------
@@ -185,6 +183,27 @@ class mock_target:  # lower case, as a decorator is named (responses.activate, m
 
         cls.setUp = setUp  # type: ignore[method-assign]
         return cls
+
+
+#: Parsed settings by their keywords: a block per test would otherwise parse the same ones each time.
+_parsed: dict[tuple[tuple[str, Any], ...], Settings] = {}
+
+
+def _settings(options: dict[str, Any]) -> Settings:
+    try:
+        key: tuple[tuple[str, Any], ...] | None = tuple(sorted(options.items()))
+        found = _parsed.get(key)  # type: ignore[arg-type]
+    except TypeError:  # a list or dict among the values: not cached
+        key, found = None, None
+    if found is not None:
+        return found
+    try:
+        found = Settings().merge(**options)
+    except OptionError as exc:
+        raise OptionError(f"mock_target: {exc}") from None
+    if key is not None and len(_parsed) < 256:
+        _parsed[key] = found
+    return found
 
 
 def _undo(undo: list[Callable[[], None]], handle: TargetProfiles, fake: SessionFake) -> None:

@@ -82,3 +82,10 @@ def test_connections_script_times_both_configurations():
                  "6. health, target-profile-mock defaults", "6. single update, target-profile-mock defaults"):
         assert line in out
     assert "got no answer" not in out  # a dozen connections shut nobody out
+
+
+def test_runners_script_prints_figures_7_to_9():
+    out = _run("bench/runners.py", "--quick", timeout=120)
+    for line in ("7. mock_target block vs a responses block", "8. aiohttp in process vs over loopback to waitress",
+                 "9. HTTPS through the front vs plain HTTP to waitress"):
+        assert line in out
