@@ -209,7 +209,9 @@ class TlsFront:
         target = head.split(b" ", 2)[1].decode("latin-1")
         host, _, port = target.rpartition(":")
         if not host or not port.isdigit():
-            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            body = f"target-profile-mock: CONNECT takes host:port, e.g. CONNECT acme.tt.omtrdc.net:443, not {target}\n"
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "
+                         + str(len(body.encode())).encode() + b"\r\nConnection: close\r\n\r\n" + body.encode())
             return
         if ADOBE_HOST.match(host):
             conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")

@@ -53,6 +53,9 @@ class mock_target:  # lower case, as a decorator is named (responses.activate, m
     ``MockConfig`` setting. As a decorator it passes the handle as the function's last positional
     argument (as ``unittest.mock.patch`` does); on a ``unittest.TestCase`` class it runs around each test,
     from ``setUp`` to the cleanups, with the handle as ``self.target_profiles``.
+
+    Blocks take a fake from a pool and reset it, so the handle reads what its block did until the
+    next block starts; nested blocks get fakes of their own.
     """
 
     def __init__(self, **options: Any) -> None:

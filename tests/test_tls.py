@@ -325,3 +325,21 @@ def test_passthrough_forwards_plain_http_proxy_requests(ca: LocalCA, backend: Mo
             answer += chunk
         sock.close()
     assert answer.startswith(b"HTTP/1.0 200") and answer.endswith(b"\r\n\r\nhello")
+
+
+def test_a_connect_without_a_port_is_refused_with_what_it_takes(front: TlsFront) -> None:
+    sock, answer = _connect(front.port, "acme.tt.omtrdc.net")
+    while chunk := sock.recv(4096):
+        answer += chunk
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert answer.endswith(b"CONNECT takes host:port, e.g. CONNECT acme.tt.omtrdc.net:443, not acme.tt.omtrdc.net\n")
+
+
+def test_without_the_tls_extra_the_error_says_how_to_install_it(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from target_profile_mock.mockserver.certs import CertError
+
+    monkeypatch.setitem(sys.modules, "trustme", None)  # as if it were not installed
+    with pytest.raises(CertError, match=r"pip install 'target-profile-mock\[tls\]'"):
+        LocalCA.ensure(tmp_path)
