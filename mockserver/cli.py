@@ -229,10 +229,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"target-profile-mock: {len(rules)} fault rule(s) queued from {args.fault_profile}", flush=True)
     app = create_app(backend)
     if args.tls:
-        from .front import serve_tls
+        from .certs import CertError
+        from .front import run_tls, start_tls
 
-        return serve_tls(app, args, f"client code {config.client_code}, lifecycle {config.lifecycle.spec()}, "
-                                    f"auth {'on' if config.auth else 'off'}", _stop)
+        try:
+            front, ca, made = start_tls(app, args)
+        except CertError as exc:
+            return _fail(str(exc))
+        except OSError as exc:
+            return _fail(_listen_error(args.host, args.port, exc))
+        return run_tls(front, ca, made, args, f"client code {config.client_code}, lifecycle "
+                       f"{config.lifecycle.spec()}, auth {'on' if config.auth else 'off'}", _stop)
     try:
         _raise_open_files(args.connection_limit)
         server = make_server(app, args.host, args.port, args.threads, connection_limit=args.connection_limit,

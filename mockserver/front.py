@@ -30,11 +30,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .server import LiveServer, make_server
 
-__all__ = ["ADOBE_HOST", "TlsFront", "add_tls_arguments", "proxy_refusal", "serve_tls"]
+if TYPE_CHECKING:
+    from .certs import LocalCA
+
+__all__ = ["ADOBE_HOST", "TlsFront", "add_tls_arguments", "proxy_refusal", "run_tls", "start_tls"]
 
 #: The hosts a CONNECT is answered for by the fake itself.
 ADOBE_HOST = re.compile(r"^(?:(?:[a-z0-9_-]+\.)+tt\.omtrdc\.net|mc\.adobe\.io)$", re.IGNORECASE)
@@ -345,22 +348,21 @@ def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
                              "refusing it")
 
 
-def serve_tls(app: Any, args: argparse.Namespace, describe: str, stop: Callable[[int, object], None]) -> int:
-    """Run ``serve --tls`` in the foreground; ``describe`` is the settings part of the start-up line."""
-    from .certs import CertError, LocalCA, trust_instructions
+def start_tls(app: Any, args: argparse.Namespace) -> tuple[TlsFront, LocalCA, bool]:
+    """The CA (made if absent) and the front for ``serve --tls``, listening; raises ``CertError`` or ``OSError``."""
+    from .certs import LocalCA
 
-    try:
-        ca, made = LocalCA.ensure(args.ca_dir)
-        context = ca.server_context()
-    except CertError as exc:
-        print(f"target-profile-mock: {exc}", file=sys.stderr)
-        return 2
-    front = TlsFront(app, context, args.host, args.port, threads=args.threads, passthrough=args.proxy_passthrough)
-    try:
-        front.start()
-    except OSError as exc:
-        print(f"target-profile-mock: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 2
+    ca, made = LocalCA.ensure(args.ca_dir)
+    front = TlsFront(app, ca.server_context(), args.host, args.port, threads=args.threads,
+                     passthrough=args.proxy_passthrough)
+    return front.start(), ca, made
+
+
+def run_tls(front: TlsFront, ca: LocalCA, made: bool, args: argparse.Namespace, describe: str,
+            stop: Callable[[int, object], None]) -> int:
+    """Serve ``serve --tls`` in the foreground; ``describe`` is the settings part of the start-up line."""
+    from .certs import trust_instructions
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:

@@ -343,3 +343,15 @@ def test_without_the_tls_extra_the_error_says_how_to_install_it(tmp_path: Path,
     monkeypatch.setitem(sys.modules, "trustme", None)  # as if it were not installed
     with pytest.raises(CertError, match=r"pip install 'target-profile-mock\[tls\]'"):
         LocalCA.ensure(tmp_path)
+
+
+def test_serve_tls_on_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "target_profile_mock", "serve", "--tls", "--port", str(port),
+                               "--ca-dir", str(tmp_path / "ca")], capture_output=True, text=True, timeout=60,
+                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}: the port is already in use" in proc.stderr
