@@ -149,13 +149,18 @@ def test_latency_meets_aiohttp_s_read_timeout_and_leaves_the_loop_free(tp: Targe
         ticker = asyncio.ensure_future(tick())
         try:
             async with s.post(f"{base(tp)}/m2/demo/profile/update?mbox3rdPartyId=c1&profile.x=1",
-                              timeout=aiohttp.ClientTimeout(sock_read=0.1)):
+                              timeout=aiohttp.ClientTimeout(sock_read=0.3)):
                 pass
         finally:
             ticker.cancel()
 
-    assert outcome(job) == ("SocketTimeoutError", "Timeout on reading data from socket")
-    assert ticks >= 3
+    try:
+        run(job)
+    except aiohttp.ServerTimeoutError as exc:  # SocketTimeoutError since aiohttp 3.10
+        assert str(exc) == "Timeout on reading data from socket"
+    else:
+        raise AssertionError("no read timeout")
+    assert ticks >= 3  # the loop ran while the answer was due
 
 
 @pytest.fixture
