@@ -232,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .certs import CertError
         from .front import run_tls, start_tls
 
+        # each connection through the front holds its own socket and one to waitress
+        _raise_open_files(3 * args.connection_limit)
         try:
             front, ca, made = start_tls(app, args)
         except CertError as exc:

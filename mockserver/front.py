@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .server import LiveServer, make_server
+from .server import LiveServer
 
 if TYPE_CHECKING:
     from .certs import LocalCA
@@ -58,12 +58,13 @@ class TlsFront:
     """The front: one listening socket, two waitress servers behind it (http and https)."""
 
     def __init__(self, app: Any, context: ssl.SSLContext, host: str = "127.0.0.1", port: int = 0, *,
-                 threads: int = 8, passthrough: bool = False) -> None:
+                 threads: int = 8, passthrough: bool = False, **options: Any) -> None:
+        """``options`` go to both waitress servers (``make_server``'s ``connection_limit``, ...)."""
         self.context = context
         self.passthrough = passthrough
         # the two back ends share the app (and so the fake's state); each tells it the scheme it serves
-        self.plain = LiveServer(app, "127.0.0.1", 0, threads)
-        self.secure = _HttpsBackend(app, "127.0.0.1", 0, threads)
+        self.plain = LiveServer(app, "127.0.0.1", 0, threads, **options)
+        self.secure = LiveServer(app, "127.0.0.1", 0, threads, url_scheme="https", **options)
         self._listen_on = (host, port)
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -232,20 +233,6 @@ class TlsFront:
         _pipe(conn, upstream)
 
 
-class _HttpsBackend(LiveServer):
-    """The waitress server behind TLS: it tells the app the scheme is https (batchStatus URLs use it)."""
-
-    def start(self) -> LiveServer:
-        if self._server is not None:
-            return self
-        self._server = make_server(self._in_flight, self.host, self.port, self.threads,  # type: ignore[arg-type]
-                                   url_scheme="https")
-        self._thread = threading.Thread(target=self._serve, args=(self._server,), name="target-profile-mock-https",
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-
 def _connect(server: LiveServer) -> socket.socket:
     backend = server._server
     assert backend is not None
@@ -354,7 +341,8 @@ def start_tls(app: Any, args: argparse.Namespace) -> tuple[TlsFront, LocalCA, bo
 
     ca, made = LocalCA.ensure(args.ca_dir)
     front = TlsFront(app, ca.server_context(), args.host, args.port, threads=args.threads,
-                     passthrough=args.proxy_passthrough)
+                     passthrough=args.proxy_passthrough, connection_limit=args.connection_limit,
+                     channel_timeout=args.channel_timeout)
     return front.start(), ca, made
 
 

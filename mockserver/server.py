@@ -191,7 +191,7 @@ class _ErrorTask(ErrorTask):
         environ = {"REQUEST_METHOD": method, "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
                    "QUERY_STRING": query, "SERVER_NAME": str(self.channel.server.effective_host),
                    "SERVER_PORT": str(self.channel.server.effective_port), "SCRIPT_NAME": "",
-                   "wsgi.url_scheme": "http", **{f"HTTP_{k}": v for k, v in headers.items()
+                   "wsgi.url_scheme": self.channel.server.adj.url_scheme, **{f"HTTP_{k}": v for k, v in headers.items()
                                                  if k not in ("CONTENT_LENGTH", "CONTENT_TYPE")}}
         for key in ("CONTENT_LENGTH", "CONTENT_TYPE"):
             if key in headers:

@@ -355,3 +355,16 @@ def test_serve_tls_on_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
                               cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}: the port is already in use" in proc.stderr
+
+
+def test_a_body_refused_before_the_app_is_journaled_with_the_https_url(front: TlsFront, ca: LocalCA,
+                                                                       fresh: MockBackend) -> None:
+    ctx = ssl.create_default_context(cafile=str(ca.ca_cert))
+    with socket.create_connection(("127.0.0.1", front.port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname="acme.tt.omtrdc.net") as sock:
+        sock.sendall(b"POST /m2/acme/v2/profile/batchUpdate HTTP/1.1\r\nHost: acme.tt.omtrdc.net\r\n"
+                     b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 60000000\r\n\r\n")
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 413")
+    [entry] = fresh.journal.entries()
+    assert entry.url == "https://acme.tt.omtrdc.net/m2/acme/v2/profile/batchUpdate" and entry.status == 413
