@@ -398,7 +398,8 @@ class MockBackend:
         self.configure(tenant, auth=bool(enabled))
 
     def auth_enabled(self, tenant: str) -> bool:
-        return bool(self.tenant(tenant).setting("auth"))
+        t = self._tenants.get(tenant)  # asking creates nothing: an unknown tenant has the server's setting
+        return bool(self.config.auth if t is None else t.setting("auth"))
 
     def issue_token(self, tenant: str) -> Token:
         """A new profile API token for the tenant; the previous one stops working."""
@@ -427,8 +428,8 @@ class MockBackend:
                 return Violation(rule("auth.missing-token"),
                                  f"authentication is on for client {tenant} and the request has no "
                                  "Authorization: Bearer <token> header", "Authorization")
-            t = self.tenant(tenant)
-            if t.token is None:
+            t = self._tenants.get(tenant)
+            if t is None or t.token is None:
                 return Violation(rule("auth.invalid-token"),
                                  f"no profile API token has been issued for client {tenant}; get one from "
                                  f"/{tenant}/target/authentication/token?authorizationScope=profile_api",
@@ -483,7 +484,9 @@ class MockBackend:
 
     def poll_batch(self, tenant: str, batch_id: str) -> Batch | None:
         with self.lock:
-            t = self.tenant(tenant)
+            t = self._tenants.get(tenant)  # a poll of an unknown tenant finds nothing and creates nothing
+            if t is None:
+                return None
             now = self.now_ms()
             t.expire_batches(now, self.config.batch_retention, self.config.batch_retention_count)
             b = t.find_batch(batch_id)
@@ -494,14 +497,21 @@ class MockBackend:
     def fetch(self, tenant: str, kind: IdKind, profile_id: str) -> tuple[dict[str, tuple[str, int]], int] | None:
         """A profile as the fetch API shows it: ``(attributes, modified epoch ms)``, or None."""
         with self.lock:
-            t = self.tenant(tenant)
+            t = self._tenants.get(tenant)  # a fetch of an unknown tenant finds nothing and creates nothing
+            if t is None:
+                return None
             t.settle(self.now_ms())
             p = t.profiles.find(kind, profile_id)
             return None if p is None else (dict(p.attrs), p.modified_ms)
 
-    def acquire_rate(self, tenant: str, which: Literal["bulk", "single"]) -> float | None:
-        """None when the call is within the limit, else seconds until the next call may pass."""
+    def acquire_rate(self, tenant: str, which: Literal["bulk", "single"], *, create: bool = True) -> float | None:
+        """None when the call is within the limit, else seconds until the next call may pass.
+
+        With ``create=False`` a call for an unknown tenant is not counted (a read creates no tenant).
+        """
         with self.lock:
-            t = self.tenant(tenant)
+            t = self.tenant(tenant) if create else self._tenants.get(tenant)
+            if t is None:
+                return None
             window = t.bulk_window if which == "bulk" else t.single_window
             return window.try_acquire(self.clock.now())

@@ -108,3 +108,35 @@ def test_two_backends_share_nothing() -> None:
     assert two.get_profile("acme", "thirdPartyId", "u1") is None
     r = create_app(two).test_client().get("/rest/v1/profiles/thirdPartyId/u1?client=acme")
     assert r.status_code == 404
+
+
+def test_reads_on_adobe_routes_create_no_tenant(client: FlaskClient, backend: MockBackend) -> None:
+    # a fetch of an unknown tenant answers as for an unknown profile, and stores nothing
+    for path in ("/rest/v1/profiles/thirdPartyId/u1?client=ghost1", "/rest/v1/profiles/1-1?client=ghost2",
+                 "/rest/v1/profiles/marketingCloudVisitorId/e1?client=ghost3"):
+        assert client.get(path).status_code == 404
+    r = client.get("/rest/v1/profiles/thirdPartyId/u1?client=ghost1")
+    assert r.get_json()["message"] == "No profile found for client ghost1 with third party id=u1"
+    r = client.get("/m2/ghost4/profile/batchStatus?batchId=ghost4-1-12345678")
+    assert r.status_code == 404 and b"[status.unknown-batch]" in r.data
+    assert client.get("/m2/ghost5/v2/profile/batchStatus?batchId=x").status_code == 404
+    assert backend.tenants() == []
+
+
+def test_reads_create_no_tenant_with_auth_on_or_polls_counted(client: FlaskClient, backend: MockBackend) -> None:
+    backend.configure(auth=True, rate_limit_status_polls=True, bulk_calls_per_minute=1)
+    r = client.get("/rest/v1/profiles/thirdPartyId/u1?client=ghost", headers={"Authorization": "Bearer t"})
+    assert r.status_code == 401 and "no profile API token has been issued for client ghost" in r.get_json()["message"]
+    backend.configure(auth=False)
+    for _ in range(3):  # a poll of an unknown tenant is not counted: there is nothing to count it against
+        assert client.get("/m2/ghost/profile/batchStatus?batchId=x").status_code == 404
+    assert backend.tenants() == []
+
+
+def test_many_fetches_with_distinct_client_codes_keep_nothing(client: FlaskClient, backend: MockBackend) -> None:
+    for i in range(300):
+        assert client.get(f"/rest/v1/profiles/thirdPartyId/u?client=c{i}").status_code == 404
+    assert backend.tenants() == []
+    # a write still creates its tenant
+    assert client.get("/m2/c1/profile/update?mbox3rdPartyId=u&profile.x=1").status_code == 200
+    assert backend.tenants() == ["c1"]

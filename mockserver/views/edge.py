@@ -256,7 +256,7 @@ def _batch_status(client: str) -> Response:
         entry.violations.append(v)
         return finish(refuse(v, None, allow("edge.batch_status_v1")))
     be = backend()
-    if be.config.rate_limit_status_polls and be.acquire_rate(tenant, "bulk") is not None:
+    if be.config.rate_limit_status_polls and be.acquire_rate(tenant, "bulk", create=False) is not None:
         v = Violation(rule("rate.bulk"), _bulk_limit_reached(tenant, be.tenant(tenant).bulk_window.limit), "rate")
         entry.violations.append(v)
         return finish(refuse(v))
