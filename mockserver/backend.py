@@ -50,7 +50,8 @@ def _lifecycle(spec: str | Lifecycle) -> Lifecycle:
     return Lifecycle.parse(spec)
 
 
-_COUNT_SETTINGS = ("bulk_calls_per_minute", "single_updates_per_day", "batch_retention_count", "journal_size")
+_COUNT_SETTINGS = ("bulk_calls_per_minute", "single_updates_per_day", "batch_retention_count", "journal_size",
+                   "journal_bytes")
 #: Whole numbers that must be given (never null), with their least value.
 _SIZE_SETTINGS = {"batch_max_bytes": 1, "batch_max_rows": 1, "keep_rows_max": 0}
 _SECONDS_SETTINGS = ("update_delay", "batch_retention", "token_ttl")
@@ -124,7 +125,7 @@ class MockBackend:
         self.config = config or MockConfig()
         self.clock = clock or Clock()
         self.lock = threading.RLock()
-        self.journal = Journal(self.config.journal_size)
+        self.journal = Journal(self.config.journal_size, self.config.journal_bytes)
         self._tenants: dict[str, Tenant] = {}
         self._rng_state: random.Random | None = None
         from .faults import FaultInjector  # here, not at the top: faults builds on this module
@@ -191,8 +192,8 @@ class MockBackend:
                                        f"{sorted(vars(self.config))}")
                 for k, v in settings.items():
                     setattr(self.config, k, v)
-                if "journal_size" in settings:
-                    self.journal = Journal(self.config.journal_size)
+                if "journal_size" in settings or "journal_bytes" in settings:
+                    self.journal = Journal(self.config.journal_size, self.config.journal_bytes)
                 for t in self._tenants.values():
                     t.refresh_limits()
                 return

@@ -114,6 +114,16 @@ def _host(text: str) -> str:
     return text
 
 
+def _size(text: str) -> int:
+    """A byte count: a whole number, or one followed by K, M or G (KiB, MiB, GiB)."""
+    units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    number, unit = (t[:-1], t[-1]) if t[-1:] in units else (t, "")
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a byte count; give e.g. 67108864, 64M or 1G")
+    return int(number) * units[unit]
+
+
 def _parser() -> argparse.ArgumentParser:
     from .. import __version__
 
@@ -143,6 +153,9 @@ def _parser() -> argparse.ArgumentParser:
                         "tokens are drawn at random)")
     s.add_argument("--journal-size", type=_whole(0), default=10_000, metavar="N",
                    help="requests kept in the journal (default: 10000)")
+    s.add_argument("--journal-bytes", type=_size, default=64 * 1024 * 1024, metavar="BYTES",
+                   help="bytes the journal keeps before dropping its oldest requests; takes a number or "
+                        "K, M, G (binary units), e.g. 256M (default: 64M)")
     s.add_argument("--control-token", type=_token, metavar="TOKEN",
                    help="require X-Mock-Token: TOKEN on the /_mock/ control API")
     s.add_argument("--threads", type=_whole(1), default=8, help="worker threads (default: 8)")
@@ -171,6 +184,7 @@ def config_from_args(args: argparse.Namespace) -> MockConfig:
         # anyone who can reach the server could predict the tokens of a seeded run
         random_tokens=args.seed is None and args.host not in LOOPBACK,
         journal_size=args.journal_size,
+        journal_bytes=args.journal_bytes,
         control_token=args.control_token,
     )
 

@@ -37,6 +37,7 @@ class MockConfig:
     batch_max_rows: int = LIMITS.batch_max_rows
     keep_rows_max: int = 100_000  #: batches up to this many rows keep their rows for inspection
     journal_size: int | None = 10_000  #: None keeps every request (in-process tests only)
+    journal_bytes: int | None = 64 * 1024 * 1024  #: the journal drops its oldest entries beyond this (None: no bound)
     seed: int = 0
     random_tokens: bool = False  #: draw profile API tokens from the OS's random source, not from ``seed``
     control_token: str | None = None  #: when set, /_mock/ requires X-Mock-Token: <token>

@@ -587,12 +587,12 @@ def _journaled(entry: JournalEntry | None, response: Response) -> Response:
     if entry is not None:
         if isinstance(response, ConnectionFaultResponse):
             entry.status = response.fault.status or 0
-            entry.response_body = response.fault.body
+            entry.record_response(response.fault.body)
             if response.fault.kind == "truncated" and entry.fault:
                 entry.fault += f" ({len(response.fault.body)} of {response.fault.expected} bytes sent)"
         else:
             entry.status = response.status_code
-            entry.response_body = response.get_data()
+            entry.record_response(response.get_data())
     return response
 
 

@@ -92,8 +92,8 @@ class SessionFake:
         # a test may have changed server-wide settings; restore them in place (tenants hold this object)
         vars(cfg).update(self._baseline)
         be.reset()
-        if be.journal.maxlen != cfg.journal_size:
-            be.journal = Journal(cfg.journal_size)
+        if be.journal.maxlen != cfg.journal_size or be.journal.max_bytes != cfg.journal_bytes:
+            be.journal = Journal(cfg.journal_size, cfg.journal_bytes)
         clock = be.clock
         clock.restart()
         cfg.client_code = settings.client_code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import threading
@@ -14,8 +15,14 @@ from target_profile_mock.contracts.single import query_pairs
 from werkzeug.datastructures import EnvironHeaders, MultiDict
 from werkzeug.wrappers import Request
 
-#: Bodies are kept up to this many bytes; a 50 MB batch file is summarised, not copied.
+#: Request and response bodies are kept up to this many bytes; a longer one keeps its size and its SHA-256
+#: (a 50 MB batch file, or a status answer listing 100,000 rows, is summarised, not copied).
 BODY_KEEP = 64 * 1024
+#: What an entry costs beyond the text it keeps (the entry, the environ dict and its keys, parsed values,
+#: verdicts): about 1.4 KB for a single update, measured with tracemalloc; the byte bound counts it.
+ENTRY_OVERHEAD = 1536
+#: The journal's default byte bound (``MockConfig.journal_bytes``).
+JOURNAL_BYTES = 64 * 1024 * 1024
 
 _PLAIN_HOST = re.compile(r"[a-z0-9.-]+(?::[1-9][0-9]{0,3})?")
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~!$&'()*+,/:;=@-]*")
@@ -57,21 +64,27 @@ class JournalEntry(Judged):
     journaling a request cost.
     """
 
-    __slots__ = ("_environ", "_headers", "_path", "_query", "_url", "body", "body_size", "fault", "method",
-                 "operation", "parsed", "response_body", "seq", "status", "tenant", "time_ms", "violations")
+    __slots__ = ("_environ", "_headers", "_path", "_query", "_url", "body", "body_sha256", "body_size", "cost",
+                 "fault", "method", "operation", "parsed", "response_body", "response_sha256", "response_size",
+                 "seq", "status", "tenant", "time_ms", "violations")
 
     _FIELDS = ("seq", "time_ms", "operation", "tenant", "method", "url", "path", "query", "headers", "body",
-               "body_size", "status", "response_body", "violations", "parsed", "fault")
+               "body_size", "body_sha256", "status", "response_body", "response_size", "response_sha256",
+               "violations", "parsed", "fault")
 
-    seq: int
+    seq: int  #: the entry's number, in the order the journal received entries
     time_ms: int
     operation: str  #: single-update, batch-submit, batch-status, fetch, token, unknown
     tenant: str | None
     method: str
-    body: bytes
-    body_size: int
+    body: bytes  #: the first BODY_KEEP bytes of the request body
+    body_size: int  #: the request body's full size
+    body_sha256: str | None  #: the full request body's SHA-256 (hex) when ``body`` is cut short, else None
     status: int
-    response_body: bytes
+    response_body: bytes  #: the first BODY_KEEP bytes of the answer (see :meth:`record_response`)
+    response_size: int  #: the answer's full size
+    response_sha256: str | None  #: the full answer's SHA-256 (hex) when ``response_body`` is cut short
+    cost: int  #: bytes the journal counts for this entry (set when it is added)
     violations: list[Violation]
     parsed: dict[str, Any]  #: identifier, attributes, batch id, rows...
     fault: str | None
@@ -96,8 +109,14 @@ class JournalEntry(Judged):
         self._headers = headers
         self.body = body
         self.body_size = body_size
+        self.body_sha256 = None
         self.status = status
-        self.response_body = response_body
+        self.response_body = b""
+        self.response_size = 0
+        self.response_sha256 = None
+        self.cost = 0
+        if response_body:
+            self.record_response(response_body)
         self.violations = [] if violations is None else violations
         self.parsed = {} if parsed is None else parsed
         self.fault = fault
@@ -160,6 +179,27 @@ class JournalEntry(Judged):
 
     __hash__ = None  # type: ignore[assignment]
 
+    def record_response(self, body: bytes) -> None:
+        """Keep the answer sent: its first BODY_KEEP bytes, its size and, when cut, its SHA-256."""
+        size = len(body)
+        self.response_size = size
+        if size > BODY_KEEP:
+            self.response_sha256 = hashlib.sha256(body).hexdigest()
+            self.response_body = body[:BODY_KEEP]
+        else:
+            self.response_sha256 = None
+            self.response_body = body
+
+    def weigh(self) -> int:
+        """The bytes this entry holds, for the journal's byte bound: the request's text and bodies as
+        kept, plus a fixed overhead (an estimate of its memory, not an exact count)."""
+        env = self._environ
+        if env is not None:
+            text = sum(map(len, env.values()))
+        else:
+            text = len(self.url) + sum(len(k) + len(v) for k, v in self.headers.items())
+        return ENTRY_OVERHEAD + text + len(self.body) + len(self.response_body)
+
     def header(self, name: str) -> str | None:
         low = name.lower()
         return next((v for k, v in self.headers.items() if k.lower() == low), None)
@@ -192,8 +232,11 @@ class JournalEntry(Judged):
             "headers": self.headers,
             "body": self.body.decode("utf-8", "replace"),
             "bodySize": self.body_size,
+            "bodySha256": self.body_sha256,
             "status": self.status,
             "responseBody": self.response_body.decode("utf-8", "replace"),
+            "responseBodySize": self.response_size,
+            "responseBodySha256": self.response_sha256,
             "violations": [v.to_dict() for v in self.violations],
             "parsed": self.parsed,
             "fault": self.fault,
@@ -206,32 +249,48 @@ def _sh(text: str) -> str:
 
 
 class Journal:
-    """A bounded, thread-safe log of requests (oldest dropped first when full)."""
+    """A bounded, thread-safe log of requests: oldest dropped first while it holds more than ``maxlen``
+    entries or more than ``max_bytes`` bytes (as :meth:`JournalEntry.weigh` counts them)."""
 
-    def __init__(self, maxlen: int | None = 10_000) -> None:
+    def __init__(self, maxlen: int | None = 10_000, max_bytes: int | None = JOURNAL_BYTES) -> None:
         self._lock = threading.Lock()
-        self._entries: deque[JournalEntry] = deque(maxlen=maxlen)
+        self._entries: deque[JournalEntry] = deque()
+        self.maxlen = maxlen
+        self.max_bytes = max_bytes
+        self._bytes = 0
         # next() on a C counter is atomic under the GIL: no lock round trip per request
         self._seq = itertools.count(1)
         self._cond = threading.Condition(self._lock)
         self._waiting = 0  # threads in wait_for; add() only notifies when there are some
 
     @property
-    def maxlen(self) -> int | None:
-        return self._entries.maxlen
+    def bytes(self) -> int:
+        """The bytes the journal holds now, as its byte bound counts them."""
+        return self._bytes
 
     def next_seq(self) -> int:
         return next(self._seq)
 
     def add(self, entry: JournalEntry) -> None:
+        """Journal ``entry``, numbering it (``seq``) in the order entries are added, so a reader that pages
+        with ``after=<seq>`` never misses one that was answered later but arrived earlier."""
+        entry.cost = cost = entry.weigh()
         with self._lock:
-            self._entries.append(entry)
+            entry.seq = next(self._seq)
+            entries = self._entries
+            entries.append(entry)
+            self._bytes += cost
+            maxlen, max_bytes = self.maxlen, self.max_bytes
+            while entries and ((maxlen is not None and len(entries) > maxlen)
+                               or (max_bytes is not None and self._bytes > max_bytes)):
+                self._bytes -= entries.popleft().cost
             if self._waiting:
                 self._cond.notify_all()
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -244,6 +303,20 @@ class Journal:
         with self._lock:
             items = list(self._entries)
         return [e for e in items if predicate is None or predicate(e)]
+
+    def page(self, predicate: Callable[[JournalEntry], bool] | None = None, *, after: int = 0,
+             limit: int | None = None) -> tuple[list[JournalEntry], bool]:
+        """Entries with ``seq`` above ``after`` that match, oldest first, at most ``limit`` of them; and
+        whether more match beyond the page."""
+        with self._lock:
+            items = list(self._entries)
+        out: list[JournalEntry] = []
+        for e in items:
+            if e.seq > after and (predicate is None or predicate(e)):
+                if limit is not None and len(out) >= limit:
+                    return out, True
+                out.append(e)
+        return out, False
 
     def wait_for(self, predicate: Callable[[list[JournalEntry]], bool], timeout: float) -> bool:
         """Block until ``predicate(entries)`` holds or ``timeout`` seconds pass."""

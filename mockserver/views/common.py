@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -35,21 +36,27 @@ def json_response(obj: Any, status: int = 200, content_type: str = JSON,
 
 # --- journal ------------------------------------------------------------------------------------
 class TeeStream:
-    """Reads a body stream while keeping its first bytes for the journal."""
+    """Reads a body stream while keeping its first bytes and its SHA-256 for the journal."""
 
     def __init__(self, stream: BinaryIO, keep: int = BODY_KEEP) -> None:
         self._stream = stream
         self._keep = keep
         self.head = bytearray()
         self.total = 0
+        self._hash = hashlib.sha256()
 
     def read(self, n: int = -1) -> bytes:
         data = self._stream.read(n)
         self.total += len(data)
+        self._hash.update(data)
         room = self._keep - len(self.head)
         if room > 0:
             self.head += data[:room]
         return data
+
+    def sha256(self) -> str:
+        """The SHA-256 (hex) of what has been read so far."""
+        return self._hash.hexdigest()
 
 
 def start_entry(operation: str, be: MockBackend | None = None, req: Request | None = None) -> JournalEntry:
@@ -67,7 +74,8 @@ def start_entry(operation: str, be: MockBackend | None = None, req: Request | No
     length = environ.get("CONTENT_LENGTH")
     # what request.content_length gives (or 0), without its header lookups for the usual empty body
     size = 0 if not length or length == "0" else get_content_length(environ) or 0
-    entry = JournalEntry(be.journal.next_seq(), be.now_ms(), operation, None, req.method, None, None, None, None,
+    # numbered when journaled (Journal.add), so the journal's order and its numbers agree
+    entry = JournalEntry(0, be.now_ms(), operation, None, req.method, None, None, None, None,
                          b"", size, environ=environ_snapshot(environ))
     if flask_dispatched(req):  # the fault injector finds the entry in g
         g.entry = entry
@@ -91,9 +99,9 @@ def finish(response: Response, be: MockBackend | None = None, entry: JournalEntr
             chunks = response.response
             # the body a view built in one piece, without get_data()'s generator round trip
             if chunks.__class__ is list and len(chunks) == 1 and chunks[0].__class__ is bytes:  # type: ignore[union-attr]
-                entry.response_body = chunks[0]  # type: ignore[index]
+                entry.record_response(chunks[0])  # type: ignore[index]
             else:
-                entry.response_body = response.get_data()
+                entry.record_response(response.get_data())
         (be or backend()).journal.add(entry)
     return response
 

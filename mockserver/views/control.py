@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request
 
 from ..backend import ControlError, shown
 from ..lifecycle import LifecycleError
 from ..models.profiles import ID_KINDS
-from .common import backend, json_response
+from .common import JSON, backend, json_response
 
 bp = Blueprint("control", __name__, url_prefix="/_mock")
 
@@ -297,13 +299,39 @@ def rate_limits() -> Response:
     return json_response(be.settings(tenant))
 
 
+def _whole(name: str, default: int | None, least: int) -> int | None:
+    text = request.args.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or int(text) < least:
+        raise ControlError(f"?{name}= takes a whole number >= {least}; got {text!r}")
+    return int(text)
+
+
 @bp.get("/journal")
 def journal() -> Response:
+    """The journal as a JSON array, written entry by entry (never built as one string), a page at a time
+    with ``?limit=`` and ``?after=<seq>``; a cut page names the next one in a ``Link: rel="next"`` header."""
     op = request.args.get("operation")
     tenant = request.args.get("tenant")
-    entries = backend().journal.entries(
-        lambda e: (op is None or e.operation == op) and (tenant is None or e.tenant == tenant))
-    return json_response([e.to_dict() for e in entries])
+    after = _whole("after", 0, 0) or 0
+    limit = _whole("limit", None, 1)
+    entries, more = backend().journal.page(
+        lambda e: (op is None or e.operation == op) and (tenant is None or e.tenant == tenant),
+        after=after, limit=limit)
+
+    def chunks() -> Iterator[bytes]:
+        yield b"["
+        for i, e in enumerate(entries):
+            yield (b"," if i else b"") + json.dumps(e.to_dict()).encode()
+        yield b"]"
+
+    headers = {}
+    if more and entries:
+        query = {k: v for k, v in request.args.items() if k != "after"}
+        query["after"] = str(entries[-1].seq)
+        headers["Link"] = f'<{request.path}?{urlencode(query)}>; rel="next"'
+    return Response(chunks(), content_type=JSON, headers=headers)
 
 
 @bp.delete("/journal")

@@ -214,6 +214,8 @@ def _batch_update(client: str, version: int) -> Response:
     if isinstance(stream, TeeStream):
         entry.body = bytes(stream.head)
         entry.body_size = max(entry.body_size, stream.total)
+        if stream.total == entry.body_size > len(entry.body):  # cut short, and read whole: its digest says which
+            entry.body_sha256 = stream.sha256()
     entry.violations += file.violations
     entry.parsed.update({"key": file.key, "attributes": list(file.attributes), "rows": file.row_count})
     if file.errors:
