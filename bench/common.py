@@ -113,16 +113,17 @@ class ServerProcess:
     The command must print a line containing its ``http://host:port`` URL when it is ready.
     """
 
-    def __init__(self, argv: Sequence[str], *, ready_timeout: float = 30.0) -> None:
+    def __init__(self, argv: Sequence[str], *, ready_timeout: float = 30.0, root: Path = ROOT) -> None:
         self.argv = list(argv)
         self.ready_timeout = ready_timeout
+        self.root = root  #: the source tree the server's code comes from
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
 
     def start(self) -> ServerProcess:
-        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env = dict(os.environ, PYTHONPATH=str(self.root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     cwd=ROOT, env=env)
+                                     cwd=self.root, env=env)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + self.ready_timeout
         seen = []
@@ -174,10 +175,11 @@ class ServerProcess:
         self.stop()
 
 
-def mock_server(*extra: str, threads: int = 8) -> ServerProcess:
-    """The project's standalone server (``python -m target_profile_mock serve``) on a free loopback port."""
+def mock_server(*extra: str, threads: int = 8, root: Path = ROOT) -> ServerProcess:
+    """The project's standalone server (``python -m target_profile_mock serve``) on a free loopback port, run
+    from the source tree ``root`` (this checkout by default; another one to compare with)."""
     return ServerProcess([PYTHON, "-m", "target_profile_mock", "serve", "--host", "127.0.0.1", "--port", "0",
-                          "--threads", str(threads), *extra])
+                          "--threads", str(threads), *extra], root=root)
 
 
 def bare_server(threads: int = 8) -> ServerProcess:

@@ -13,7 +13,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.utils import cached_property
 
-from .backend import MockBackend
+from .backend import CapacityError, MockBackend
 from .config import MockConfig
 from .models.journal import query_args
 from .views import admin, control, edge
@@ -111,6 +111,10 @@ def create_app(backend: MockBackend | None = None, *, config: MockConfig | None 
                 response.headers["Allow"] = ", ".join(methods)
         return response
 
+    @app.errorhandler(CapacityError)
+    def _over_capacity(exc: CapacityError) -> Response:
+        return capacity_response(request, exc)
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         return unexpected_error_response(request, exc)
@@ -129,6 +133,21 @@ def http_error_response(req: Request, exc: HTTPException) -> Response:
     if req.path.startswith("/rest/"):
         return json_response({"status": code, "message": message}, code)
     return json_response({"error": message}, code)
+
+
+def capacity_response(req: Request, exc: CapacityError) -> Response:
+    """A call refused by one of the fake's own bounds (a race past the views' own checks): a 503 in the
+    shape of the API it was aimed at."""
+    message = str(exc)
+    if req.path.startswith("/m2/"):
+        response = xml_response(status_failure(message), 503)
+    elif req.path.startswith("/rest/"):
+        response = json_response({"status": 503, "message": message}, 503)
+    else:
+        response = json_response({"error": message}, 503)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def unexpected_error_response(req: Request, exc: Exception) -> Response:
@@ -178,6 +197,8 @@ def _lean_front(app: Flask, flask_wsgi: WsgiApp) -> WsgiApp:
                 response = edge.fetch(be, req, kind or "tntId", profile_id)  # type: ignore[arg-type]
         except HTTPException as exc:
             response = http_error_response(req, exc)
+        except CapacityError as exc:
+            response = capacity_response(req, exc)
         except Exception as exc:  # as Flask's handler above: never a traceback to the client
             response = unexpected_error_response(req, exc)
         body = response.response

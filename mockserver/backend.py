@@ -29,7 +29,7 @@ from .models.journal import Journal
 from .models.profiles import ID_KINDS, IdKind
 from .models.tenant import PendingUpdate, Tenant, Token
 
-__all__ = ["ControlError", "MockBackend"]
+__all__ = ["CapacityError", "ControlError", "MockBackend"]
 
 BatchState = Literal["incomplete", "complete", "stuck"]
 
@@ -42,6 +42,19 @@ class ControlError(ValueError):
         self.status = status
 
 
+class CapacityError(ControlError):
+    """A call the fake refuses because one of its own memory bounds is reached (HTTP 503)."""
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message, 503)
+        self.retry_after = retry_after
+
+
+#: Memory a batch file takes once parsed, per byte of the file (rows, ids and their objects; measured on
+#: the documented 7-column shape): what a submission reserves before it is read.
+BATCH_MEMORY_FACTOR = 2.5
+
+
 def _lifecycle(spec: str | Lifecycle) -> Lifecycle:
     if isinstance(spec, Lifecycle):
         return spec
@@ -51,7 +64,7 @@ def _lifecycle(spec: str | Lifecycle) -> Lifecycle:
 
 
 _COUNT_SETTINGS = ("bulk_calls_per_minute", "single_updates_per_day", "batch_retention_count", "journal_size",
-                   "journal_bytes")
+                   "journal_bytes", "batch_retention_bytes", "max_tenants")
 #: Whole numbers that must be given (never null), with their least value.
 _SIZE_SETTINGS = {"batch_max_bytes": 1, "batch_max_rows": 1, "keep_rows_max": 0}
 _SECONDS_SETTINGS = ("update_delay", "batch_retention", "token_ttl")
@@ -128,18 +141,34 @@ class MockBackend:
         self.journal = Journal(self.config.journal_size, self.config.journal_bytes)
         self._tenants: dict[str, Tenant] = {}
         self._rng_state: random.Random | None = None
+        self._reserved = 0  # batch bytes reserved by submissions being read and parsed
         from .faults import FaultInjector  # here, not at the top: faults builds on this module
 
         self.faults: FaultInjector = FaultInjector(self.config.seed)  #: injected faults (see .faults)
 
     # --- tenants ---------------------------------------------------------------------------------
     def tenant(self, code: str) -> Tenant:
-        """The tenant with this client code, created on first use."""
+        """The tenant with this client code, created on first use.
+
+        Raises :class:`CapacityError` when creating it would pass ``max_tenants``.
+        """
         with self.lock:
             t = self._tenants.get(code)
             if t is None:
+                refusal = self.tenant_refusal(code)
+                if refusal is not None:
+                    raise CapacityError(refusal)
                 t = self._tenants[code] = Tenant(code, self.config)
             return t
+
+    def tenant_refusal(self, code: str) -> str | None:
+        """None when the tenant exists or may be created; else why the fake refuses to create it."""
+        limit = self.config.max_tenants
+        if limit is None or code in self._tenants or len(self._tenants) < limit:
+            return None
+        return (f"the fake already holds {len(self._tenants):,} client codes, its max_tenants, and does not "
+                f"create client code {code!r}; reset it (POST /_mock/reset), or raise the bound "
+                "(--max-tenants, PUT /_mock/settings {\"max_tenants\": ...})")
 
     def tenants(self) -> list[str]:
         with self.lock:
@@ -162,6 +191,7 @@ class MockBackend:
         with self.lock:
             if tenant is None:
                 self._tenants.clear()
+                self._reserved = 0
                 self.journal.clear()
                 self._rng_state = None
                 if self.faults is not None:
@@ -460,6 +490,69 @@ class MockBackend:
     def new_batch_id(self, tenant: str) -> str:
         with self.lock:
             return f"{tenant}-{self.now_ms()}-{self._rng.randrange(10_000_000, 100_000_000)}"
+
+    # --- batch memory --------------------------------------------------------------------------------
+    def batch_bytes(self) -> int:
+        """Estimated bytes of batch data held across all tenants (see ``batch_retention_bytes``)."""
+        with self.lock:
+            return sum(b.held_bytes for t in self._tenants.values() for b in t.batches)
+
+    def reserve_batch(self, file_bytes: int) -> int:
+        """Make room for a batch file of ``file_bytes`` before it is read, and reserve it.
+
+        Over ``batch_retention_bytes``, batches that time alone has ended are settled first, then ended
+        batches' rows and row ids are dropped, oldest first. A batch is refused (:class:`CapacityError`)
+        only when batches not yet applied hold the room; one is always taken when nothing else is held.
+        Returns the bytes reserved, to hand back with :meth:`release_batch`.
+        """
+        budget = self.config.batch_retention_bytes
+        need = int(file_bytes * BATCH_MEMORY_FACTOR)
+        with self.lock:
+            if budget is not None:
+                held = self.batch_bytes() + self._reserved
+                if held and held + need > budget:
+                    now = self.now_ms()
+                    for t in self._tenants.values():
+                        t.settle(now)
+                    held = self._drop_batch_details(budget - need) + self._reserved
+                if held and held + need > budget:
+                    raise CapacityError(self._batch_refusal(held, budget), self._retry_after())
+            self._reserved += need
+            return need
+
+    def release_batch(self, reserved: int) -> None:
+        """Hand back what :meth:`reserve_batch` reserved (the batch is stored, or was refused)."""
+        with self.lock:
+            self._reserved = max(0, self._reserved - reserved)
+
+    def _drop_batch_details(self, target: int) -> int:
+        """Drop ended batches' rows and row ids, oldest first, until at most ``target`` bytes are held."""
+        held = self.batch_bytes()
+        if held <= target:
+            return held
+        ended = sorted((b for t in self._tenants.values() for b in t.batches
+                        if b.state != "incomplete" and not b.details_dropped), key=lambda b: b.submitted_ms)
+        for b in ended:
+            held -= b.drop_details()
+            if held <= target:
+                break
+        return held
+
+    def _batch_refusal(self, held: int, budget: int) -> str:
+        mib = 1024 * 1024
+        return (f"the fake holds {held / mib:,.0f} MiB of batches not yet applied, and this batch would take it "
+                f"past its batch_retention_bytes ({budget / mib:,.0f} MiB); it takes the batch once earlier ones "
+                "complete: poll or force them (POST /_mock/batches/<id>/force), or reset; or raise the bound "
+                "(--batch-retention-bytes, PUT /_mock/settings {\"batch_retention_bytes\": ...})")
+
+    def _retry_after(self) -> int | None:
+        """Seconds until the first time-based batch not yet applied ends, if any."""
+        now = self.now_ms()
+        due = [b.submitted_ms + int(b.lifecycle.seconds * 1000) - now for t in self._tenants.values()
+               for b in t.batches if b.state == "incomplete" and not b.forced and b.lifecycle.mode == "seconds"]
+        due += [0 for t in self._tenants.values() for b in t.batches
+                if b.state == "incomplete" and not b.forced and b.lifecycle.mode == "immediate"]
+        return max(1, -(-min(due) // 1000)) if due else None
 
     def submit_batch(self, tenant: str, version: int, file: BatchFile, batch_id: str, status_url: str) -> Batch:
         with self.lock:

@@ -156,6 +156,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--journal-bytes", type=_size, default=64 * 1024 * 1024, metavar="BYTES",
                    help="bytes the journal keeps before dropping its oldest requests; takes a number or "
                         "K, M, G (binary units), e.g. 256M (default: 64M)")
+    s.add_argument("--batch-retention-bytes", type=_size, default=128 * 1024 * 1024, metavar="BYTES",
+                   help="estimated bytes of batch data held across all tenants; beyond it ended batches' rows are "
+                        "dropped, oldest first, then new batches refused with 503 (K, M, G; default: 128M)")
+    s.add_argument("--max-tenants", type=_whole(1), default=10_000, metavar="N",
+                   help="client codes held at once; a write naming a new one beyond it gets 503 (default: 10000)")
     s.add_argument("--control-token", type=_token, metavar="TOKEN",
                    help="require X-Mock-Token: TOKEN on the /_mock/ control API")
     s.add_argument("--threads", type=_whole(1), default=8, help="worker threads (default: 8)")
@@ -185,6 +190,8 @@ def config_from_args(args: argparse.Namespace) -> MockConfig:
         random_tokens=args.seed is None and args.host not in LOOPBACK,
         journal_size=args.journal_size,
         journal_bytes=args.journal_bytes,
+        batch_retention_bytes=args.batch_retention_bytes,
+        max_tenants=args.max_tenants,
         control_token=args.control_token,
     )
 

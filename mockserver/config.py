@@ -36,6 +36,10 @@ class MockConfig:
     batch_max_bytes: int = LIMITS.batch_max_bytes
     batch_max_rows: int = LIMITS.batch_max_rows
     keep_rows_max: int = 100_000  #: batches up to this many rows keep their rows for inspection
+    #: estimated bytes of batch data held across all tenants (rows not yet applied, rows and row ids kept
+    #: after); beyond it ended batches' rows are dropped, oldest first, then new batches refused (None: no bound)
+    batch_retention_bytes: int | None = 128 * 1024 * 1024
+    max_tenants: int | None = 10_000  #: client codes the fake holds at once; a new one beyond it is refused
     journal_size: int | None = 10_000  #: None keeps every request (in-process tests only)
     journal_bytes: int | None = 64 * 1024 * 1024  #: the journal drops its oldest entries beyond this (None: no bound)
     seed: int = 0

@@ -15,6 +15,17 @@ from .profiles import IdKind, ProfileStore
 State = Literal["incomplete", "complete", "stuck"]
 RowStatus = Literal["success", "failed", "pending"]
 
+#: Memory of one held string beyond its characters (object header, list slot), for batch estimates.
+_STR_OVERHEAD = 57
+
+
+def _text_bytes(items: list[Any]) -> int:
+    """Estimated memory of a list of row items (encoded lines or tuples of cells) or ids."""
+    total = 0
+    for r in items:
+        total += len(r) + _STR_OVERHEAD if r.__class__ is str else sum(map(len, r)) + _STR_OVERHEAD * (len(r) + 1)
+    return total
+
 
 @dataclass(eq=False)
 class Batch:
@@ -39,12 +50,35 @@ class Batch:
     keep_rows: bool = True  #: keep the parsed rows after applying them (small batches only)
     size: int = 0  #: rows in the file
     ids: list[str] = field(default_factory=list)  #: row ids in file order (for per-row statuses)
+    #: the rows and row ids were dropped after completion to keep the fake's batch memory bounded
+    details_dropped: bool = False
+    rows_bytes: int = 0  #: estimated memory of the rows while held
+    ids_bytes: int = 0  #: estimated memory of the row ids while held
 
     def __post_init__(self) -> None:
         self.size = self.file.row_count
         rows = self.file.rows
         # the parser lists the ids already; shared, not copied (they outlive the rows of a large batch)
         self.ids = rows.ids if isinstance(rows, BatchRows) else [r[0] for r in rows]
+        self.rows_bytes = _text_bytes(rows.raw() if isinstance(rows, BatchRows) else rows)
+        self.ids_bytes = _text_bytes(self.ids)
+
+    @property
+    def held_bytes(self) -> int:
+        """Estimated memory of what the batch holds now: its rows (until applied, or kept for inspection)
+        and its row ids (for per-row statuses)."""
+        held = self.rows_bytes if self.file.rows else 0
+        return held + (0 if self.details_dropped else self.ids_bytes)
+
+    def drop_details(self) -> int:
+        """Forget the rows and row ids of an ended batch (its state and counters stay); the bytes freed."""
+        if self.state == "incomplete" or self.details_dropped:
+            return 0
+        freed = self.held_bytes
+        self.file.rows = []
+        self.ids = []
+        self.details_dropped = True
+        return freed
 
     @property
     def violations(self) -> list[Violation]:
@@ -146,6 +180,7 @@ class Batch:
             "failedIds": list(self.failed_ids),
             "lostIds": list(self.lost_ids),
             "skipped": self.skipped,
+            "detailsDropped": self.details_dropped,
             "statusUrl": self.status_url,
             "violations": [v.to_dict() for v in self.violations],
         }

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, request
 from target_profile_mock.contracts.profile_json import format_timestamp
 from target_profile_mock.contracts.rules import Violation, rule
 
-from .common import backend, finish, json_response, start_entry
+from .common import admit_tenant, backend, finish, json_response, start_entry
 
 bp = Blueprint("admin", __name__)
 MEDIA = "application/vnd.adobe.target.v1+json"
@@ -58,6 +58,9 @@ def token(tenant: str) -> Response:
     faulted = be.faults.intercept("token", tenant) if be.faults is not None else None
     if faulted is not None:
         return finish(faulted)
+    full = admit_tenant(tenant, entry, lambda m: _error(503, "ServiceUnavailable", m), be)
+    if full is not None:
+        return finish(full)
     tok = be.issue_token(tenant) if request.method == "POST" else be.current_token(tenant)
     body = {"accessToken": tok.value, "tokenType": "bearer", "scope": scope,
             "expiresIn": tok.expires_in(be.now_ms())}

@@ -14,7 +14,7 @@ from target_profile_mock.contracts.rules import Violation, rule
 from target_profile_mock.contracts.xmlbodies import update_failure
 from werkzeug.wsgi import get_content_length
 
-from ..backend import MockBackend
+from ..backend import CapacityError, MockBackend
 from ..models.journal import BODY_KEEP, JournalEntry, environ_snapshot
 
 XML = "application/xml;charset=UTF-8"
@@ -151,3 +151,22 @@ def auth_status(be: MockBackend | None = None) -> int:
 
 def refuse_update(violation: Violation, status: int | None = None) -> Response:
     return xml_response(update_failure(violation.message), status or violation.rule.status)
+
+
+# --- the fake's own bounds ----------------------------------------------------------------------
+def over_capacity(exc: CapacityError, entry: JournalEntry, shape: Callable[[str], Response]) -> Response:
+    """The 503 for a call refused by one of the fake's own memory bounds (not a contract matter, so no
+    violation): ``shape`` builds the body of the API called; ``Retry-After`` when waiting would help."""
+    entry.parsed["refused"] = str(exc)
+    response = shape(str(exc))
+    response.status_code = 503
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def admit_tenant(tenant: str, entry: JournalEntry, shape: Callable[[str], Response],
+                 be: MockBackend | None = None) -> Response | None:
+    """None when a write may create ``tenant`` (or it exists); else the 503 refusal (``max_tenants``)."""
+    why = (be or backend()).tenant_refusal(tenant)
+    return None if why is None else over_capacity(CapacityError(why), entry, shape)

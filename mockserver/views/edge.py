@@ -6,7 +6,7 @@ import io
 from typing import Literal
 from urllib.parse import quote
 
-from flask import Blueprint, Request, Response, request
+from flask import Blueprint, Request, Response, after_this_request, request
 from target_profile_mock.contracts.batch import Transport, parse_batch
 from target_profile_mock.contracts.ids import client_code_from_host
 from target_profile_mock.contracts.profile_json import FetchKind, not_found_json, profile_body
@@ -22,11 +22,12 @@ from target_profile_mock.contracts.xmlbodies import (
 )
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..backend import MockBackend
+from ..backend import CapacityError, MockBackend
 from ..models.journal import BODY_KEEP
 from .common import (
     JSON,
     TeeStream,
+    admit_tenant,
     auth_status,
     backend,
     check_auth,
@@ -34,6 +35,7 @@ from .common import (
     flask_dispatched,
     json_response,
     m2_tenant,
+    over_capacity,
     refuse_update,
     start_entry,
     xml_response,
@@ -93,6 +95,9 @@ def single_update(be: MockBackend, req: Request, client: str) -> Response:
     denied = check_auth(tenant, entry, lambda v: refuse_update(v, auth_status(be)), be, req)
     if denied is not None:
         return finish(denied, be, entry)
+    full = admit_tenant(tenant, entry, lambda m: xml_response(update_failure(m)), be)
+    if full is not None:
+        return finish(full, be, entry)
     method = req.method
     body = b""
     environ = req.environ
@@ -183,6 +188,9 @@ def _batch_update(client: str, version: int) -> Response:
         v = Violation(rule("batch.method"), f"{request.method} is not allowed; submit the batch with POST", "method")
         entry.violations.append(v)
         return finish(refuse(v, None, allow("edge.batch_update_v1")))
+    full = admit_tenant(tenant, entry, lambda m: xml_response(batch_refused(m)), be)
+    if full is not None:
+        return finish(full)
     wait = be.acquire_rate(tenant, "bulk")
     if wait is not None:
         v = Violation(rule("rate.bulk"), _bulk_limit_reached(tenant, be.tenant(tenant).bulk_window.limit), "rate")
@@ -197,6 +205,12 @@ def _batch_update(client: str, version: int) -> Response:
                       f"{cfg.batch_max_bytes:,} bytes (50 MB)", "body")
         entry.violations.append(v)
         return finish(refuse(v))
+    try:
+        # room for the file once parsed, reserved before it is read, so concurrent uploads are bounded too
+        reserved = be.reserve_batch(length or 0)
+    except CapacityError as exc:
+        return finish(over_capacity(exc, entry, lambda m: xml_response(batch_refused(m))))
+    after_this_request(lambda response: (be.release_batch(reserved), response)[1])
     try:
         transport, stream = _transport(cfg.batch_max_bytes)
     except RequestEntityTooLarge:
@@ -290,6 +304,14 @@ def _batch_status(client: str) -> Response:
                 "batchSize": batch.size, "consumedCount": 0, "successfulUpdates": 0,
                 "profilesNotFound": 0, "failedUpdates": 0}
         shape = be.tenant(tenant).setting("v2_profile_rows")
+        if batch.details_dropped and shape == "all" and batch.version == 2:
+            # the list of every row cannot be given truthfully any more: say so rather than list fewer
+            v = Violation(rule("status.unknown-batch"), f"batch {batch_id} of client {tenant} ended {batch.state}, "
+                          "but the fake has dropped its per-row statuses to stay under its batch_retention_bytes; "
+                          "poll without v2_profile_rows='all', poll sooner after the batch ends, or raise the "
+                          "bound", "batchId")
+            entry.violations.append(v)
+            return finish(refuse(v))
         body = batch_status(batch.batch_id, batch.state, batch.size, counters, batch.row_statuses(shape))
         entry.parsed["status"] = batch.state
     return finish(xml_response(body))
