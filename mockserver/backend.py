@@ -285,8 +285,9 @@ class MockBackend:
         attrs = {str(k): ("true" if v is True else "false" if v is False else str(v))
                  for k, v in (attributes or {}).items()}
         with self.lock:
+            t = self.tenant(tenant)  # outside the try: a CapacityError is a ValueError too, with its own status
             try:
-                p = self.tenant(tenant).profiles.seed(ids, attrs, self.now_ms())
+                p = t.profiles.seed(ids, attrs, self.now_ms())
             except ValueError as exc:
                 raise ControlError(str(exc)) from None
             return p.to_dict()
@@ -565,6 +566,9 @@ class MockBackend:
             t.add_batch(batch)
             t.expire_batches(now, None, self.config.batch_retention_count)
             t.settle(now)
+            budget = self.config.batch_retention_bytes
+            if budget is not None:  # the file's reservation was an estimate: hold the bound with what it took
+                self._drop_batch_details(budget)
             return batch
 
     def has_batch(self, tenant: str, batch_id: str) -> bool:

@@ -177,3 +177,121 @@ def test_the_journal_over_a_socket_is_chunked_and_pages(backend: MockBackend) ->
             assert [e["seq"] for e in page] == [entries[0]["seq"]] and 'rel="next"' in resp.getheader("Link")
         finally:
             conn.close()
+
+
+# --- batch data: bounded in bytes across tenants --------------------------------------------------------------
+def _file(rows: int, start: int = 0) -> bytes:
+    return b"batch=thirdPartyId,tier\n" + b"".join(b"u%d,gold\n" % i for i in range(start, start + rows))
+
+
+def test_ended_batches_lose_their_rows_oldest_first_and_polls_stay_truthful(backend: MockBackend, bulk) -> None:
+    backend.configure(v2_profile_rows="failed")
+    backend.set_lifecycle("immediate,failed=1")
+    first = bulk.submit(_file(2_000), tenant="a")
+    one_batch = backend.batch_bytes()
+    backend.configure(batch_retention_bytes=int(one_batch * 2.5))
+    second = bulk.submit(_file(2_000, 5_000), tenant="b")
+    before = bulk.status(first.status_url, details=True)
+    assert not backend.batch(first.batch_id)["detailsDropped"] and backend.batch(first.batch_id)["rows"]
+    third = bulk.submit(_file(2_000, 9_000), tenant="c")  # no room for three: the oldest ended batch pays
+    dropped = backend.batch(first.batch_id)
+    assert dropped["detailsDropped"] and dropped["rows"] is None
+    assert not backend.batch(second.batch_id)["detailsDropped"] and backend.batch(third.batch_id)["rows"]
+    assert backend.batch_bytes() <= int(one_batch * 2.5)
+    # its status, counters and failed rows are unchanged
+    after = bulk.status(first.status_url, details=True)
+    assert after == before and after.status == "complete" and len(after.profiles) == 1
+    assert dropped["counters"]["successfulUpdates"] == 1_999 and len(dropped["failedIds"]) == 1
+    # the full per-row list of the 2017 shape cannot be given any more: the answer says so
+    backend.configure(v2_profile_rows="all")
+    r = bulk.status_response(first.status_url)
+    assert r.status_code == 404 and b"dropped its per-row statuses" in r.data and b"batch_retention_bytes" in r.data
+    assert len(bulk.status(second.status_url).profiles) == 2_000
+
+
+def test_batches_not_yet_applied_are_never_dropped_a_new_one_is_refused(backend: MockBackend, bulk) -> None:
+    backend.set_lifecycle("manual")
+    held = bulk.submit(_file(2_000), tenant="a")
+    backend.configure(batch_retention_bytes=backend.batch_bytes() + 1_000)
+    r = bulk.post(_file(2_000, 5_000), tenant="b")
+    assert r.status_code == 503 and "Retry-After" not in r.headers  # waiting alone would not help
+    message = r.data.decode()
+    assert "<success>false</success>" in message and "batch_retention_bytes" in message
+    assert "force them" in message and "not yet applied" in message
+    assert [b["batchId"] for b in backend.batches()] == [held.batch_id]  # b exists: its bulk call counted
+    entry = backend.journal.entries()[-1]
+    assert entry.status == 503 and "batch_retention_bytes" in entry.parsed["refused"] and not entry.violations
+    assert backend.batch(held.batch_id)["rows"] and backend._reserved == 0
+    # once the held batch is applied, its rows may go, and the next batch is taken
+    backend.force_batch(held.batch_id, "complete")
+    assert bulk.post(_file(2_000, 5_000), tenant="b").status_code == 200
+    assert backend.batch(held.batch_id)["detailsDropped"]
+
+
+def test_a_refusal_says_when_a_timed_batch_will_have_ended(backend: MockBackend, bulk) -> None:
+    backend.set_lifecycle("seconds=5")
+    bulk.submit(_file(2_000), tenant="a")
+    backend.configure(batch_retention_bytes=backend.batch_bytes() + 1_000)
+    backend.advance(1.5)
+    r = bulk.post(_file(2_000, 5_000), tenant="a")
+    assert r.status_code == 503 and r.headers["Retry-After"] == "4"
+    backend.advance(4)
+    assert bulk.post(_file(2_000, 5_000), tenant="a").status_code == 200  # the first one ended meanwhile
+
+
+def test_a_batch_is_always_taken_when_nothing_else_is_held(backend: MockBackend, bulk) -> None:
+    backend.configure(batch_retention_bytes=1)
+    backend.set_lifecycle("manual")
+    bulk.submit(_file(500))
+    assert bulk.post(_file(10)).status_code == 503
+    backend.reset()
+    bulk.submit(_file(10))
+    backend.configure(batch_retention_bytes=None)
+    for i in range(3):
+        bulk.submit(_file(500, 1_000 * i))
+
+
+def test_batch_memory_settings_are_checked(client: FlaskClient) -> None:
+    for key in ("batch_retention_bytes", "max_tenants"):
+        r = client.put("/_mock/settings", json={key: -5})
+        assert r.status_code == 400 and key in r.get_json()["error"]
+    defaults = client.get("/_mock/settings").get_json()
+    assert (defaults["batch_retention_bytes"], defaults["max_tenants"]) == (128 * 2**20, 10_000)
+    config = config_from_args(_parser().parse_args(["serve", "--batch-retention-bytes", "1G", "--max-tenants", "5"]))
+    assert (config.batch_retention_bytes, config.max_tenants) == (2**30, 5)
+
+
+# --- tenants: a global bound ---------------------------------------------------------------------------------
+def test_writes_naming_a_new_tenant_beyond_the_bound_get_503(backend: MockBackend, client: FlaskClient, bulk) -> None:
+    backend.configure(max_tenants=2)
+    for code in ("a", "b"):
+        assert client.get(f"/m2/{code}/profile/update?mbox3rdPartyId=u&profile.x=1").status_code == 200
+    r = client.get("/m2/c/profile/update?mbox3rdPartyId=u&profile.x=1")
+    assert r.status_code == 503 and b"<success>false</success>" in r.data and b"max_tenants" in r.data
+    assert backend.journal.entries()[-1].status == 503
+    r = bulk.post(_file(3), tenant="c")
+    assert r.status_code == 503 and b"max_tenants" in r.data and b"<batchStatus></batchStatus>" in r.data
+    r = client.get("/c/target/authentication/token?authorizationScope=profile_api")
+    assert r.status_code == 503 and r.get_json()["errors"][0]["errorCode"] == "ServiceUnavailable"
+    r = client.post("/_mock/tenants/c/profiles", json={"thirdPartyId": "u"})
+    assert r.status_code == 503 and "max_tenants" in r.get_json()["error"]
+    # reads never needed a tenant, and tenants that exist go on as before
+    assert client.get("/rest/v1/profiles/thirdPartyId/u?client=c").status_code == 404
+    assert client.get("/m2/a/profile/update?mbox3rdPartyId=u&profile.x=2").status_code == 200
+    assert backend.tenants() == ["a", "b"]
+    backend.reset()
+    assert client.get("/m2/c/profile/update?mbox3rdPartyId=u&profile.x=1").status_code == 200
+
+
+@pytest.mark.parametrize("lean", [True, False])
+def test_a_tenant_refused_past_the_views_own_check_is_a_503_not_a_500(backend: MockBackend, lean: bool,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # another thread may create the last tenant between a view's check and its write
+    backend.configure(max_tenants=0)
+    answers = iter([None])
+    real = backend.tenant_refusal
+    monkeypatch.setattr(backend, "tenant_refusal", lambda code: next(answers, real(code)))
+    if not lean:  # a queued fault sends every request through Flask's dispatch, not the lean front
+        backend.faults.load({"kind": "latency", "latency": 0.001, "operation": "fetch"})
+    r = create_app(backend).test_client().get("/m2/x/profile/update?mbox3rdPartyId=u&profile.x=1")
+    assert r.status_code == 503 and b"max_tenants" in r.data and b"<success>false</success>" in r.data
