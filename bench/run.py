@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCH, PYTHON, QUICK_ENV, ROOT, SUMMARY_ENV, ensure_wrk, machine
 
 #: In the order they run; a script that does not exist (yet) is skipped with a note.
-SCRIPTS = ("single.py", "plugin_overhead.py", "bulk.py", "strategies.py", "connections.py", "runners.py")
+SCRIPTS = ("single.py", "plugin_overhead.py", "bulk.py", "strategies.py", "connections.py", "runners.py",
+           "memory.py")
 
 
 def _accepts_quick(path: Path) -> bool:

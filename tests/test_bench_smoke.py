@@ -89,3 +89,14 @@ def test_runners_script_prints_figures_7_to_9():
     for line in ("7. mock_target block vs a responses block", "8. aiohttp in process vs over loopback to waitress",
                  "9. HTTPS through the front vs plain HTTP to waitress"):
         assert line in out
+
+
+def test_memory_script_runs_every_attack_and_compares_two_trees():
+    out = _run("bench/run.py", "--quick", "--only", "memory", "--", "--compare", str(ROOT), timeout=180)
+    for label in ("100 polls of a 100,000-row batch without ids", "1,000 requests with a 200 KB header",
+                  "journal read with 2,000 large entries", "eight ~49 MB batches",
+                  "50,000 fetches with distinct client codes"):
+        assert f"{label}: peak RSS" in out
+    assert out.split("== Summary")[0].count("(compared: ") == 5 and "tenants held after: 0" in out
+    summary = out.split("== Summary", 1)[1]
+    assert "memory.py: ok" in summary and "eight ~49 MB batches: peak RSS" in summary
