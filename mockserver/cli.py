@@ -232,7 +232,9 @@ def _listen_error(host: str, port: int, exc: OSError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from .server import make_server
+    from .server import make_server, tune_allocator
+
+    tune_allocator()  # this process is the server's own: let freed batch memory go back to the system
 
     try:
         socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)

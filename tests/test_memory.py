@@ -295,3 +295,14 @@ def test_a_tenant_refused_past_the_views_own_check_is_a_503_not_a_500(backend: M
         backend.faults.load({"kind": "latency", "latency": 0.001, "operation": "fetch"})
     r = create_app(backend).test_client().get("/m2/x/profile/update?mbox3rdPartyId=u&profile.x=1")
     assert r.status_code == 503 and b"max_tenants" in r.data and b"<success>false</success>" in r.data
+
+
+def test_the_standalone_server_tunes_glibc_malloc_to_give_memory_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    import platform
+
+    from target_profile_mock.mockserver import server
+
+    applied = server.tune_allocator()
+    assert applied is (platform.libc_ver()[0] == "glibc")
+    monkeypatch.setattr(platform, "libc_ver", lambda: ("musl", "1.2"))
+    assert server.tune_allocator() is False  # elsewhere it leaves the allocator alone
