@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -299,10 +300,15 @@ def test_a_tenant_refused_past_the_views_own_check_is_a_503_not_a_500(backend: M
 
 def test_the_standalone_server_tunes_glibc_malloc_to_give_memory_back(monkeypatch: pytest.MonkeyPatch) -> None:
     import platform
+    import subprocess
+    import sys
 
     from target_profile_mock.mockserver import server
 
-    applied = server.tune_allocator()
-    assert applied is (platform.libc_ver()[0] == "glibc")
+    # in a process of its own, as the server is: it changes the allocator of the process it runs in
+    out = subprocess.run([sys.executable, "-c", "from target_profile_mock.mockserver.server import tune_allocator;"
+                          "print(tune_allocator())"], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.strip() == str(platform.libc_ver()[0] == "glibc"), out.stderr
     monkeypatch.setattr(platform, "libc_ver", lambda: ("musl", "1.2"))
     assert server.tune_allocator() is False  # elsewhere it leaves the allocator alone
