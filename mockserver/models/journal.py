@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -257,6 +258,9 @@ class Journal:
         self._entries: deque[JournalEntry] = deque()
         self.maxlen = maxlen
         self.max_bytes = max_bytes
+        # the bounds as numbers, so add() compares without asking for None first
+        self._len_cap = sys.maxsize if maxlen is None else maxlen
+        self._byte_cap = sys.maxsize if max_bytes is None else max_bytes
         self._bytes = 0
         # next() on a C counter is atomic under the GIL: no lock round trip per request
         self._seq = itertools.count(1)
@@ -274,18 +278,24 @@ class Journal:
     def add(self, entry: JournalEntry) -> None:
         """Journal ``entry``, numbering it (``seq``) in the order entries are added, so a reader that pages
         with ``after=<seq>`` never misses one that was answered later but arrived earlier."""
-        entry.cost = cost = entry.weigh()
+        env = entry._environ
+        # JournalEntry.weigh(), inline: this runs for every request
+        entry.cost = cost = (ENTRY_OVERHEAD + len(entry.body) + len(entry.response_body)
+                             + (sum(map(len, env.values())) if env is not None else entry.weigh() - ENTRY_OVERHEAD))
+        entries = self._entries
         with self._lock:
             entry.seq = next(self._seq)
-            entries = self._entries
             entries.append(entry)
             self._bytes += cost
-            maxlen, max_bytes = self.maxlen, self.max_bytes
-            while entries and ((maxlen is not None and len(entries) > maxlen)
-                               or (max_bytes is not None and self._bytes > max_bytes)):
-                self._bytes -= entries.popleft().cost
+            if len(entries) > self._len_cap or self._bytes > self._byte_cap:
+                self._trim()
             if self._waiting:
                 self._cond.notify_all()
+
+    def _trim(self) -> None:
+        entries, len_cap, byte_cap = self._entries, self._len_cap, self._byte_cap
+        while entries and (len(entries) > len_cap or self._bytes > byte_cap):
+            self._bytes -= entries.popleft().cost
 
     def clear(self) -> None:
         with self._lock:
