@@ -270,6 +270,8 @@ def test_writes_naming_a_new_tenant_beyond_the_bound_get_503(backend: MockBacken
     r = client.get("/m2/c/profile/update?mbox3rdPartyId=u&profile.x=1")
     assert r.status_code == 503 and b"<success>false</success>" in r.data and b"max_tenants" in r.data
     assert backend.journal.entries()[-1].status == 503
+    # a request the contract refuses gets the contract's answer first
+    assert client.put("/m2/c/profile/update?mbox3rdPartyId=u&profile.x=1").status_code == 405
     r = bulk.post(_file(3), tenant="c")
     assert r.status_code == 503 and b"max_tenants" in r.data and b"<batchStatus></batchStatus>" in r.data
     r = client.get("/c/target/authentication/token?authorizationScope=profile_api")

@@ -95,9 +95,6 @@ def single_update(be: MockBackend, req: Request, client: str) -> Response:
     denied = check_auth(tenant, entry, lambda v: refuse_update(v, auth_status(be)), be, req)
     if denied is not None:
         return finish(denied, be, entry)
-    full = admit_tenant(tenant, entry, lambda m: xml_response(update_failure(m)), be)
-    if full is not None:
-        return finish(full, be, entry)
     method = req.method
     body = b""
     environ = req.environ
@@ -122,6 +119,9 @@ def single_update(be: MockBackend, req: Request, client: str) -> Response:
         status = update.errors[0].rule.status
         return finish(xml_response(update_failure(_joined(update.errors)), status,
                                    allow("edge.profile_update") if status == 405 else None), be, entry)
+    full = admit_tenant(tenant, entry, lambda m: xml_response(update_failure(m)), be)
+    if full is not None:
+        return finish(full, be, entry)
     wait = be.acquire_rate(tenant, "single")
     if wait is not None:
         limit = be.tenant(tenant).single_window.limit
