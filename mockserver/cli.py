@@ -114,13 +114,16 @@ def _host(text: str) -> str:
     return text
 
 
-def _size(text: str) -> int:
-    """A byte count: a whole number, or one followed by K, M or G (KiB, MiB, GiB)."""
+def _size(text: str) -> int | None:
+    """A byte count: a whole number, or one followed by K, M or G (KiB, MiB, GiB); ``off`` is no bound."""
+    if text.strip().lower() == "off":
+        return None
     units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
     t = text.strip().upper().removesuffix("IB").removesuffix("B")
     number, unit = (t[:-1], t[-1]) if t[-1:] in units else (t, "")
     if not number.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a byte count; give e.g. 67108864, 64M or 1G")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a byte count; give e.g. 67108864, 64M or 1G, "
+                                         "or 'off' (no bound)")
     return int(number) * units[unit]
 
 
@@ -155,12 +158,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="requests kept in the journal (default: 10000)")
     s.add_argument("--journal-bytes", type=_size, default=64 * 1024 * 1024, metavar="BYTES",
                    help="bytes the journal keeps before dropping its oldest requests; takes a number or "
-                        "K, M, G (binary units), e.g. 256M (default: 64M)")
+                        "K, M, G (binary units), e.g. 256M, or 'off' (default: 64M)")
     s.add_argument("--batch-retention-bytes", type=_size, default=128 * 1024 * 1024, metavar="BYTES",
                    help="estimated bytes of batch data held across all tenants; beyond it ended batches' rows are "
-                        "dropped, oldest first, then new batches refused with 503 (K, M, G; default: 128M)")
-    s.add_argument("--max-tenants", type=_whole(1), default=10_000, metavar="N",
-                   help="client codes held at once; a write naming a new one beyond it gets 503 (default: 10000)")
+                        "dropped, oldest first, then new batches refused with 503 (K, M, G, or 'off'; "
+                        "default: 128M)")
+    s.add_argument("--max-tenants", type=_whole(1, off="no bound"), default=10_000, metavar="N",
+                   help="client codes held at once; a write naming a new one beyond it gets 503 (default: 10000; "
+                        "'off' for no bound)")
     s.add_argument("--control-token", type=_token, metavar="TOKEN",
                    help="require X-Mock-Token: TOKEN on the /_mock/ control API")
     s.add_argument("--threads", type=_whole(1), default=8, help="worker threads (default: 8)")

@@ -225,6 +225,9 @@ def _assert_refused(proc: subprocess.CompletedProcess[str], *fragments: str) -> 
     (["--lifecycle", "seconds=-5"], ["argument --lifecycle", "cannot be negative"]),
     (["--bulk-rate-limit", "-3"], ["argument --bulk-rate-limit", "whole number >= 0 or 'off'"]),
     (["--journal-size", "-1"], ["argument --journal-size", "whole number >= 0"]),
+    (["--journal-bytes", "lots"], ["argument --journal-bytes", "'lots' is not a byte count", "64M"]),
+    (["--batch-retention-bytes", "-5"], ["argument --batch-retention-bytes", "is not a byte count"]),
+    (["--max-tenants", "0"], ["argument --max-tenants", "whole number >= 1 or 'off'"]),
     (["--seed", "x"], ["argument --seed", "invalid int value: 'x'"]),
     (["--client-code", "acme/eu"], ["argument --client-code", "'acme/eu' is not a client code"]),
     (["--client-code", ""], ["argument --client-code", "is not a client code"]),
@@ -282,6 +285,24 @@ def test_bulk_rate_limit_over_a_socket(limit: str, answers: list[int]) -> None:
                              headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=5).status_code
                for _ in answers]
         assert got == answers
+        assert server.stop(signal.SIGTERM) == 0
+
+
+def test_memory_bounds_over_a_socket() -> None:
+    with serving("--journal-bytes", "1M", "--batch-retention-bytes", "off", "--max-tenants", "1") as server:
+        settings = requests.get(f"{server.url}/_mock/settings", timeout=5).json()
+        assert (settings["journal_bytes"], settings["batch_retention_bytes"], settings["max_tenants"]) == (
+            2**20, None, 1)
+        update = f"{server.url}/m2/%s/profile/update?mbox3rdPartyId=u&profile.x=1"
+        assert requests.get(update % "one", timeout=5).status_code == 200
+        refused = requests.get(update % "two", timeout=5)
+        assert refused.status_code == 503 and "max_tenants" in refused.text
+        for _ in range(12):  # about 100 KB each: the journal keeps what fits in 1 MiB
+            requests.get(update % "one", headers={"X-Big": "h" * 100_000}, timeout=5)
+        journal = requests.get(f"{server.url}/_mock/journal", timeout=5)
+        assert journal.headers["Transfer-Encoding"] == "chunked" and 5 <= len(journal.json()) < 12
+        assert requests.get(f"{server.url}/rest/v1/profiles/u?client=three", timeout=5).status_code == 404
+        assert requests.get(f"{server.url}/_mock/tenants", timeout=5).json() == ["one"]
         assert server.stop(signal.SIGTERM) == 0
 
 
