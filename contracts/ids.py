@@ -12,10 +12,15 @@ __all__ = [
     "check_tnt_id",
     "client_code_from_host",
     "is_edge_host",
+    "location_hint",
+    "tnt_id_key",
 ]
 
-#: ``<digits>-<digits>`` with an optional location hint after a single dot (``.01_00``, ``.17_05``).
-TNT_ID_RE = re.compile(r"^[0-9]+-[0-9]+(\.[0-9]{2}_[0-9]{2}|\.[0-9]{2})?$")
+#: The ids Target issues: ``<digits>-<digits>`` (``1368007744041-575948``), 32 hex digits (Adobe's
+#: Delivery API example ``10abf6304b2714215b1fd39a870f01afc`` has 33) or plain digits (``123``, the
+#: bulk sample), each with an optional location hint after a single dot (``.01_00``, ``.17_05``,
+#: ``.28_0``, ``.35_0``, ``.01``).
+TNT_ID_RE = re.compile(r"^(?:[0-9]+-[0-9]+|[0-9a-fA-F]{32,33}|[0-9]+)(?:\.[0-9]{1,3}_[0-9]{1,3}|\.[0-9]{1,3})?$")
 _TARGET_HOST_RE = re.compile(r"^(?P<code>[A-Za-z0-9][A-Za-z0-9_-]*)\.tt\.omtrdc\.net$", re.IGNORECASE)
 _EDGE_RE = re.compile(r"^mboxedge[0-9]*$", re.IGNORECASE)
 
@@ -43,9 +48,25 @@ def check_tnt_id(value: str, where: str) -> list[Violation]:
         return [Violation(rule("id.empty"), f"{where} is empty", where)]
     if not TNT_ID_RE.match(value):
         return [Violation(rule("id.tnt-format"),
-                          f"{where} {value!r} does not look like a Target id such as 1368007744041-575948.01_00",
+                          f"{where} {value!r} does not look like a Target id such as 1368007744041-575948.01_00 "
+                          "or 10abf6304b2714215b1fd39a870f01afc.28_20",
                           where)]
     return []
+
+
+def tnt_id_key(value: str) -> str:
+    """The part of a tntId that names the visitor: everything before the location hint's dot.
+
+    ``1368007744041-575948.28_0``, ``1368007744041-575948.17_05`` and ``1368007744041-575948`` name
+    one visitor; the hint only tells the edge which cluster holds the profile.
+    """
+    return value.partition(".")[0]
+
+
+def location_hint(value: str) -> str | None:
+    """The location hint of a tntId (``28_0`` in ``...575948.28_0``), or None."""
+    _, dot, hint = value.partition(".")
+    return hint if dot and hint else None
 
 
 def client_code_from_host(host: str | None) -> str | None:

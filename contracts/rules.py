@@ -161,9 +161,12 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule("id.third-party-length", _E, "mbox3rdPartyId / thirdPartyId are at most 256 characters.",
          "mbox3rdPartyId is limited to 256 characters (older pages say 128 or 60).",
          "Shorten the id to 256 characters or fewer.", "LIMITS, DELIVERY-OAS"),
-    Rule("id.tnt-format", _D, "A tntId (mboxPC, pcId) looks like <digits>-<digits>[.<hint>].",
-         "tntId should not contain a '.' unless the dot delimits the location hint.",
-         "Send the tntId exactly as Target issued it (e.g. 1368007744041-575948.01_00).", "DELIVERY-OAS"),
+    Rule("id.tnt-format", _D, "A tntId (mboxPC, pcId) looks like one Target issues: <digits>-<digits>, "
+         "32 hex digits or digits, with an optional .<location hint>.",
+         "tntId should not contain a '.' unless the dot delimits the location hint; examples "
+         "1368007744041-575948.01_00, 10abf6304b2714215b1fd39a870f01afc.28_20, 123.35_0.",
+         "Send the tntId exactly as Target issued it (e.g. 1368007744041-575948.01_00).",
+         "DELIVERY-OAS, EL-FETCH, EL-BULK"),
     Rule("id.empty", _E, "An identifier is not empty.", "An id names the profile to update.",
          "Send a non-empty id.", "EL-SINGLE, EL-BULK"),
     # --- bulk update ----------------------------------------------------------------------

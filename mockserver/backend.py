@@ -26,7 +26,7 @@ from .config import TENANT_KEYS, MockConfig
 from .lifecycle import Lifecycle
 from .models.batches import Batch
 from .models.journal import Journal
-from .models.profiles import ID_KINDS, IdKind
+from .models.profiles import ID_KINDS, IdKind, id_key
 from .models.tenant import PendingUpdate, Tenant, Token
 
 __all__ = ["CapacityError", "ControlError", "MockBackend"]
@@ -67,7 +67,7 @@ _COUNT_SETTINGS = ("bulk_calls_per_minute", "single_updates_per_day", "batch_ret
                    "journal_bytes", "batch_retention_bytes", "max_tenants")
 #: Whole numbers that must be given (never null), with their least value.
 _SIZE_SETTINGS = {"batch_max_bytes": 1, "batch_max_rows": 1, "keep_rows_max": 0}
-_SECONDS_SETTINGS = ("update_delay", "batch_retention", "token_ttl")
+_SECONDS_SETTINGS = ("update_delay", "batch_retention", "token_ttl", "profile_lifetime")
 #: The largest count or size: 2**53, the largest whole number every JSON reader keeps exactly.
 MAX_COUNT = 2**53
 #: The longest delay, retention or token lifetime: a century, as the clock's longest advance; beyond it
@@ -286,6 +286,7 @@ class MockBackend:
                  for k, v in (attributes or {}).items()}
         with self.lock:
             t = self.tenant(tenant)  # outside the try: a CapacityError is a ValueError too, with its own status
+            t.settle(self.now_ms())
             try:
                 p = t.profiles.seed(ids, attrs, self.now_ms())
             except ValueError as exc:
@@ -321,6 +322,8 @@ class MockBackend:
         """Refuse the whole seeding before any of it is applied if one item's ids would name two
         different profiles (existing ones, or ones created by earlier items)."""
         t = self._tenants.get(tenant)
+        if t is not None:
+            t.settle(self.now_ms())
         overlay: dict[tuple[str, str], int] = {}
         for i, item in enumerate(items):
             found: set[int] = set()
@@ -328,8 +331,8 @@ class MockBackend:
                 value = item.get(kind)
                 if not value:
                     continue
-                if (kind, value) in overlay:
-                    found.add(overlay[(kind, value)])
+                if (kind, id_key(kind, value)) in overlay:
+                    found.add(overlay[(kind, id_key(kind, value))])
                 elif t is not None and (p := t.profiles.find(kind, value)) is not None:
                     found.add(id(p))
             if len(found) > 1:
@@ -337,7 +340,7 @@ class MockBackend:
             target = found.pop() if found else -(i + 1)
             for kind in ID_KINDS:
                 if item.get(kind):
-                    overlay[(kind, item[kind])] = target
+                    overlay[(kind, id_key(kind, item[kind]))] = target
 
     def seed_profiles_csv(self, tenant: str, text: str) -> int:
         """Seed from CSV: id columns ``tntId``, ``thirdPartyId``, ``marketingCloudVisitorId``
@@ -371,6 +374,27 @@ class MockBackend:
             t.settle(self.now_ms())
             p = t.profiles.find(kind, profile_id)
             return None if p is None else p.to_dict()
+
+    def expire_profile(self, tenant: str, kind: IdKind, profile_id: str) -> dict[str, Any]:
+        """End a profile's life now, as if it had been idle for the whole profile lifetime: it is gone
+        (fetch answers 404, updates find nothing, a later visit starts a new profile). Returns it as it
+        was; ``ControlError`` (404) when there is none."""
+        return self.delete_profile(tenant, kind, profile_id)
+
+    def delete_profile(self, tenant: str, kind: IdKind, profile_id: str) -> dict[str, Any]:
+        """Forget a profile under all its ids now. Returns it as it was; ``ControlError`` (404) when
+        there is none."""
+        if kind not in ID_KINDS:
+            raise ControlError(f"unknown id kind {kind!r}; use one of {list(ID_KINDS)}", 404)
+        with self.lock:
+            t = self._tenants.get(tenant)
+            if t is not None:
+                t.settle(self.now_ms())
+            p = None if t is None else t.profiles.find(kind, profile_id)
+            if t is None or p is None:
+                raise ControlError(f"client {tenant} has no profile with {kind} {profile_id!r}", 404)
+            t.profiles.remove(p)
+            return p.to_dict()
 
     def profiles(self, tenant: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -417,6 +441,7 @@ class MockBackend:
             if b.state != "incomplete" and b.state != state:
                 raise ControlError(f"batch {batch_id} has already ended {b.state}; it cannot become {state}", 409)
             t = self.tenant(b.tenant)
+            t.at(self.now_ms())
             if state == "incomplete":
                 b.forced = True
             else:

@@ -28,6 +28,7 @@ class MockConfig:
     single_updates_per_day: int | None = LIMITS.single_updates_per_day
     single_rate_status: int = 429  #: answer over the single-update limit (undocumented)
     update_delay: float = 0.0  #: seconds before a single update becomes visible (Adobe: up to an hour)
+    profile_lifetime: float | None = 14 * 86_400.0  #: seconds a profile lives without activity (None: forever)
     status_host: str | None = None  #: host:port for batchStatus URLs (default: as the client reached us)
     status_path: Literal["v1", "versioned"] = "v1"  #: v2 batches' status URL path
     v2_profile_rows: RowShape = "failed"  #: per-row list in v2 status bodies
@@ -52,7 +53,7 @@ class MockConfig:
 
 #: Settings a tenant can override.
 TENANT_KEYS = ("lifecycle", "auth", "bulk_calls_per_minute", "single_updates_per_day", "update_delay",
-               "v2_profile_rows", "status_path")
+               "v2_profile_rows", "status_path", "profile_lifetime")
 
 
 @dataclass
@@ -66,6 +67,7 @@ class TenantSettings:
     update_delay: float | None = None
     v2_profile_rows: RowShape | None = None
     status_path: Literal["v1", "versioned"] | None = None
+    profile_lifetime: float | None = None
     # explicit "switched off" for limits, since None means inherit
     unlimited: set[str] = field(default_factory=set)
 

@@ -205,6 +205,18 @@ class TargetProfiles:
     def profiles(self, tenant: str | None = None) -> list[dict[str, Any]]:
         return self.backend.profiles(self._tenant(tenant))
 
+    def expire_profile(self, third_party_id: str | None = None, *, tnt_id: str | None = None,
+                       ecid: str | None = None, tenant: str | None = None) -> dict[str, Any]:
+        """End a profile's life now, as 14 idle days would (fetch then answers 404); returns it as it was."""
+        kind, value = _one_id(third_party_id, tnt_id, ecid, "expire_profile")
+        return self.backend.expire_profile(self._tenant(tenant), kind, value)  # type: ignore[arg-type]
+
+    def delete_profile(self, third_party_id: str | None = None, *, tnt_id: str | None = None,
+                       ecid: str | None = None, tenant: str | None = None) -> dict[str, Any]:
+        """Forget a profile under all its ids now; returns it as it was."""
+        kind, value = _one_id(third_party_id, tnt_id, ecid, "delete_profile")
+        return self.backend.delete_profile(self._tenant(tenant), kind, value)  # type: ignore[arg-type]
+
     # --- batches ----------------------------------------------------------------------------------
     def batches(self, tenant: str | None = None) -> list[dict[str, Any]]:
         """Every batch the tenant holds, oldest first; reading does not count as a status poll."""
@@ -473,6 +485,14 @@ class TargetProfiles:
 
     def __repr__(self) -> str:
         return f"<TargetProfiles {self.url} client_code={self.client_code!r} requests={len(self.journal)}>"
+
+
+def _one_id(third_party_id: str | None, tnt_id: str | None, ecid: str | None, method: str) -> tuple[str, str]:
+    given = [(k, v) for k, v in (("thirdPartyId", third_party_id), ("tntId", tnt_id),
+                                 ("marketingCloudVisitorId", ecid)) if v is not None]
+    if len(given) != 1:
+        raise TypeError(f"{method}() takes exactly one of third_party_id, tnt_id, ecid")
+    return given[0]
 
 
 def _check_operation(operation: str | None) -> None:

@@ -31,32 +31,50 @@ def check_sizes(min_size: int, max_size: int | None, default: int, *, floor: int
     return max_size
 
 
-def _tnt_id(head: int, rest: int = 0, hint_offset: int = 0) -> str:
-    # documented examples: 1368007744041-575948.01_00, 111492025094307-353046, 1436187396849-250353.03_03
-    # ``rest`` packs the 6-digit number (low digits) and the location hint (0 none, odd ``.NN``, even
-    # ``.NN_NN``): one draw instead of four, and small values (which Hypothesis favours and shrinks
-    # towards) mean no hint
-    hint, tail = divmod(rest, 1_000_000)
-    hint += hint_offset
-    base = f"{head}-{tail:06d}"
-    if hint <= 0:
-        return base
+def _hint(hint: int) -> str:
+    # ``hint`` 1.._HINTS: odd ``.NN``, even ``.N_N`` / ``.NN_NN`` / ``.NN_N`` (Target issues one- and
+    # two-digit parts: .01_00, .17_05, .28_0, .35_0, .01)
     node, odd = divmod(hint, 2)
     if odd:
-        return f"{base}.{node % 100:02d}"
+        return f".{node % 100:02d}"
     node -= 1
-    return f"{base}.{node // 100:02d}_{node % 100:02d}"
+    cluster, member = divmod(node, 100)
+    width = node % 3  # 0: .NN_NN, 1: .NN_N, 2: .N_N
+    if width == 0:
+        return f".{cluster % 100:02d}_{member:02d}"
+    if width == 1:
+        return f".{cluster % 100:02d}_{member % 10}"
+    return f".{cluster % 10}_{member % 10}"
 
 
-_HEADS = st.integers(10**12, 10**15 - 1)
+def _tnt_id(head: int, rest: int = 0, hint_offset: int = 0) -> str:
+    # documented examples: 1368007744041-575948.01_00, 111492025094307-353046, 1436187396849-250353.03_03,
+    # 10abf6304b2714215b1fd39a870f01afc.28_20 (Delivery API), 123 (bulk sample), 123.35_0 (SDK sample).
+    # ``rest`` packs the 6-digit number (low digits) and the location hint (0 none): one draw instead
+    # of four, and small values (which Hypothesis favours and shrinks towards) mean no hint. ``head``
+    # picks the shape: most are <digits>-<digits>; the top range gives 32 hex digits or plain digits.
+    hint, tail = divmod(rest, 1_000_000)
+    hint += hint_offset
+    if head < _DASHED:
+        base = f"{head}-{tail:06d}"
+    elif head % 2:
+        base = f"{(head * 0x9E3779B97F4A7C15 + tail) % 16**32:032x}" + ("c" if tail % 5 == 0 else "")
+    else:
+        base = str(head % 10**6 + tail)
+    return base if hint <= 0 else base + _hint(hint)
+
+
+_DASHED = 10**15
+_HEADS = st.integers(10**12, _DASHED + _DASHED // 4)  # a fifth of the draws: 32 hex digits or plain digits
 _HINTS = 2 * 100 * 100  # 1 .. _HINTS are the location hints
 
 
 def tnt_ids(*, with_location_hint: bool | None = None) -> st.SearchStrategy[str]:
-    """Target ids (``mboxPC``, ``pcId``, ``tntId``) in the documented ``<digits>-<digits>[.<hint>]`` format.
+    """Target ids (``mboxPC``, ``pcId``, ``tntId``) in the shapes Target issues: ``<digits>-<digits>``,
+    32 hex digits or plain digits, with an optional location hint (``.01_00``, ``.28_0``, ``.17``).
 
-    ``with_location_hint`` True always adds a location hint (``.01_00`` or ``.17``), False never does,
-    None (the default) draws either.
+    ``with_location_hint`` True always adds a location hint, False never does, None (the default)
+    draws either.
     """
     if with_location_hint not in (None, True, False):
         raise InvalidArgument(f"with_location_hint={with_location_hint!r} must be True, False or None")

@@ -6,10 +6,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from target_profile_mock.contracts.batch import decode_row
+from target_profile_mock.contracts.ids import location_hint, tnt_id_key
 from target_profile_mock.contracts.profile_json import format_timestamp
 
 IdKind = Literal["tntId", "thirdPartyId", "marketingCloudVisitorId"]
 ID_KINDS: tuple[IdKind, ...] = ("tntId", "thirdPartyId", "marketingCloudVisitorId")
+
+
+def id_key(kind: IdKind, value: str) -> str:
+    """The index key of an id: a tntId without its location hint (any hint names the same visitor)."""
+    return value.partition(".")[0] if kind == "tntId" else value
 
 
 #: A batch row as a batch file holds it: the decoded cells, or the encoded line (see ``decode_row``).
@@ -23,7 +29,7 @@ class Profile:
     until it is first read or written: half a million profiles then cost little more than the file.
     """
 
-    __slots__ = ("_attrs", "_base", "_row", "created_ms", "ecid", "third_party_id", "tnt_id")
+    __slots__ = ("_attrs", "_base", "_row", "active_ms", "created_ms", "ecid", "third_party_id", "tnt_id")
 
     def __init__(self, tnt_id: str | None = None, third_party_id: str | None = None,
                  ecid: str | None = None, *, created_ms: int = 0) -> None:
@@ -31,6 +37,7 @@ class Profile:
         self.third_party_id = third_party_id
         self.ecid = ecid
         self.created_ms = created_ms  #: when it was seeded or a batch row created it (epoch ms)
+        self.active_ms = created_ms  #: its last activity (a visit or an update): the lifetime counts from it
         self._attrs: dict[str, tuple[str, int]] | None = None
         self._row: RawRow | None = None
         self._base: tuple[tuple[str, ...], int] | None = None
@@ -67,9 +74,16 @@ class Profile:
         for name, value in values.items():
             if value != "":
                 attrs[name] = (value, ts_ms)
+        self.touch(ts_ms)
+
+    def touch(self, ts_ms: int) -> None:
+        """Record activity at ``ts_ms``: the profile's lifetime starts again from there."""
+        if ts_ms > self.active_ms:
+            self.active_ms = ts_ms
 
     def apply_row(self, names: tuple[str, ...], row: RawRow, ts_ms: int) -> None:
         """Apply one batch row (``row[0]`` is the id; cells line up with ``names``)."""
+        self.touch(ts_ms)
         if self._row is None and not self._attrs:
             self._row, self._base = row, (names, ts_ms)
             return
@@ -88,6 +102,7 @@ class Profile:
     def to_dict(self) -> dict[str, Any]:
         return {
             "tntId": self.tnt_id,
+            "lastActivityAt": format_timestamp(self.active_ms),
             "thirdPartyId": self.third_party_id,
             "marketingCloudVisitorId": self.ecid,
             "attributes": self.values(),
@@ -98,17 +113,26 @@ class Profile:
 class ProfileStore:
     """The profiles of one tenant with one index per kind of id.
 
+    tntIds are indexed without their location hint (:func:`id_key`), so a lookup costs one dict
+    access whatever the hint and however many profiles there are.
+
     Profiles that a batch creates wait as plain ``id -> row`` entries of that batch until one is first
     looked up: accepting a 500,000-row file then builds one dict, not half a million objects.
+
+    A profile idle for ``lifetime_ms`` (measured against ``now_ms``, which the tenant sets before every
+    read) is gone: lookups drop it when they meet it, nothing sweeps in the background.
     """
 
     def __init__(self) -> None:
         self._index: dict[IdKind, dict[str, Profile]] = {k: {} for k in ID_KINDS}
-        #: (kind, (names, ts_ms), {id: row}) per batch whose new profiles were not looked at yet
-        self._pending: list[tuple[IdKind, tuple[tuple[str, ...], int], dict[str, RawRow]]] = []
+        #: (kind, (names, ts_ms), {id key: row}, {id key: hinted id}) per batch whose new profiles were
+        #: not looked at yet
+        self._pending: list[tuple[IdKind, tuple[tuple[str, ...], int], dict[str, RawRow], dict[str, str]]] = []
+        self.now_ms = 0
+        self.lifetime_ms: int | None = None
 
     def __len__(self) -> int:
-        return len(self._all(settle=False)) + sum(len(rows) for _, _, rows in self._pending)
+        return len(self._all(settle=False)) + sum(len(rows) for _, _, rows, _ in self._pending)
 
     def _all(self, *, settle: bool = True) -> dict[int, Profile]:
         if settle:
@@ -117,39 +141,63 @@ class ProfileStore:
         for index in self._index.values():
             for p in index.values():
                 out[id(p)] = p
+        if settle and self.lifetime_ms is not None:
+            for key, p in list(out.items()):
+                if self.expired(p):
+                    self.remove(p)
+                    del out[key]
         return out
 
     def __iter__(self) -> Iterator[Profile]:
         return iter(self._all().values())
 
+    def expired(self, profile: Profile) -> bool:
+        """True when the profile has been idle for its lifetime (as of ``now_ms``)."""
+        return self.lifetime_ms is not None and self.now_ms - profile.active_ms >= self.lifetime_ms
+
     def find(self, kind: IdKind, profile_id: str) -> Profile | None:
-        p = self._index[kind].get(profile_id)
+        """The live profile with this id (a tntId with any location hint or none), or None."""
+        key = profile_id.partition(".")[0] if kind == "tntId" else profile_id
+        p = self._index[kind].get(key)
         if p is None and self._pending:
-            p = self._claim(kind, profile_id)
+            p = self._claim(kind, key)
+        if p is not None and self.lifetime_ms is not None and self.now_ms - p.active_ms >= self.lifetime_ms:
+            self.remove(p)
+            return None
         return p
 
-    def _claim(self, kind: IdKind, profile_id: str) -> Profile | None:
+    def remove(self, profile: Profile) -> None:
+        """Forget a profile under all its ids."""
+        for kind, value in (("tntId", profile.tnt_id), ("thirdPartyId", profile.third_party_id),
+                            ("marketingCloudVisitorId", profile.ecid)):
+            if value is not None:
+                index = self._index[kind]  # type: ignore[index]
+                key = id_key(kind, value)  # type: ignore[arg-type]
+                if index.get(key) is profile:
+                    del index[key]
+
+    def _claim(self, kind: IdKind, key: str) -> Profile | None:
         """Turn a pending batch-created profile into a real one (None when there is none)."""
-        for i, (k, base, rows) in enumerate(self._pending):
-            if k == kind and profile_id in rows:
-                row = rows.pop(profile_id)
+        for i, (k, base, rows, hinted) in enumerate(self._pending):
+            if k == kind and key in rows:
+                row = rows.pop(key)
                 if not rows:
                     del self._pending[i]
-                return self._adopt(kind, profile_id, row, base)
+                return self._adopt(kind, hinted.get(key, key), row, base)
         return None
 
     def _adopt(self, kind: IdKind, profile_id: str, row: RawRow, base: tuple[tuple[str, ...], int]) -> Profile:
         p = Profile(profile_id, created_ms=base[1]) if kind == "tntId" else \
             Profile(None, profile_id, created_ms=base[1])
         p._row, p._base = row, base
-        self._index[kind][profile_id] = p
+        self._index[kind][id_key(kind, profile_id)] = p
         return p
 
     def _settle_pending(self) -> None:
         pending, self._pending = self._pending, []
-        for kind, base, rows in pending:
-            for pid, row in rows.items():
-                self._adopt(kind, pid, row, base)
+        for kind, base, rows, hinted in pending:
+            for key, row in rows.items():
+                self._adopt(kind, hinted.get(key, key), row, base)
 
     def create(self, kind: IdKind, profile_id: str, ts_ms: int) -> Profile:
         p = Profile(created_ms=ts_ms)
@@ -157,16 +205,22 @@ class ProfileStore:
         return p
 
     def link(self, profile: Profile, kind: IdKind, profile_id: str) -> None:
-        """Give ``profile`` an id of ``kind`` (replacing its previous one of that kind)."""
+        """Give ``profile`` an id of ``kind`` (replacing its previous one of that kind).
+
+        A tntId without a location hint does not erase the hint the profile already has for that id.
+        """
         if self._pending:
             self.find(kind, profile_id)  # a pending profile with this id is displaced like any other
         index = self._index[kind]
         old = {"tntId": profile.tnt_id, "thirdPartyId": profile.third_party_id,
                "marketingCloudVisitorId": profile.ecid}[kind]
-        if old is not None and index.get(old) is profile:
-            del index[old]
-        index[profile_id] = profile
+        key = id_key(kind, profile_id)
+        if old is not None and index.get(id_key(kind, old)) is profile:
+            del index[id_key(kind, old)]
+        index[key] = profile
         if kind == "tntId":
+            if old is not None and tnt_id_key(old) == key and location_hint(profile_id) is None:
+                return
             profile.tnt_id = profile_id
         elif kind == "thirdPartyId":
             profile.third_party_id = profile_id
@@ -184,14 +238,19 @@ class ProfileStore:
             raise ValueError(f"{len(ids)} ids for {len(rows)} rows")
         index = self._index[kind]
         base = (names, ts_ms)
+        hinted: dict[str, str] = {}
+        keys: Sequence[str] = ids
+        if kind == "tntId" and any("." in pid for pid in ids):
+            keys = [pid.partition(".")[0] for pid in ids]
+            hinted = {k: pid for k, pid in zip(keys, ids, strict=True) if k != pid}
         if create and kind != "marketingCloudVisitorId":
             # every id new and none repeated (the usual first load): the batch's rows become its
             # profiles in one step, each made a Profile when first looked up
-            fresh = dict(zip(ids, rows, strict=True))
+            fresh = dict(zip(keys, rows, strict=True))
             if len(fresh) == len(ids) and index.keys().isdisjoint(fresh) \
-                    and all(k != kind or r.keys().isdisjoint(fresh) for k, _, r in self._pending):
+                    and all(k != kind or r.keys().isdisjoint(fresh) for k, _, r, _ in self._pending):
                 if fresh:
-                    self._pending.append((kind, base, fresh))
+                    self._pending.append((kind, base, fresh, hinted))
                 return len(fresh), 0
             del fresh
         applied = missing = 0
@@ -205,6 +264,7 @@ class ProfileStore:
                 p = self.create(kind, pid, ts_ms)
             if p._row is None and not p._attrs:
                 p._row, p._base = row, base
+                p.touch(ts_ms)
             else:
                 p.apply_row(names, row, ts_ms)
             applied += 1
@@ -221,4 +281,5 @@ class ProfileStore:
         for kind, value in ids.items():
             self.link(profile, kind, value)
         profile.update(attributes, ts_ms)
+        profile.touch(ts_ms)
         return profile

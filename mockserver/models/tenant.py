@@ -70,11 +70,21 @@ class Tenant:
         self.single_window.limit = self.setting("single_updates_per_day")
 
     # --- lazy evaluation ----------------------------------------------------------------------
+    def at(self, now_ms: int) -> ProfileStore:
+        """The profiles as of ``now_ms``: those idle for the profile lifetime are gone."""
+        store = self.profiles
+        store.now_ms = now_ms
+        lifetime = self.setting("profile_lifetime")
+        store.lifetime_ms = None if lifetime is None else int(lifetime * 1000)
+        return store
+
     def settle(self, now_ms: int) -> None:
         """Apply what time alone has made due: delayed single updates and time-based batches.
 
-        Poll-counted lifecycles move only on status polls, never here.
+        Poll-counted lifecycles move only on status polls, never here. Also sets the time against
+        which profiles' lifetimes are judged.
         """
+        self.at(now_ms)
         if self.pending:
             due = [p for p in self.pending if p.visible_ms <= now_ms]
             if due:

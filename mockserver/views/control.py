@@ -226,6 +226,16 @@ def get_profile(tenant: str, kind: str, profile_id: str) -> Response:
     return json_response(profile)
 
 
+@bp.delete("/tenants/<tenant>/profiles/<kind>/<path:profile_id>")
+def delete_profile(tenant: str, kind: str, profile_id: str) -> Response:
+    return json_response(backend().delete_profile(tenant, kind, profile_id))  # type: ignore[arg-type]
+
+
+@bp.post("/tenants/<tenant>/profiles/<kind>/<path:profile_id>/expire")
+def expire_profile(tenant: str, kind: str, profile_id: str) -> Response:
+    return json_response(backend().expire_profile(tenant, kind, profile_id))  # type: ignore[arg-type]
+
+
 @bp.get("/tenants/<tenant>/batches")
 def tenant_batches(tenant: str) -> Response:
     return json_response(backend().batches(tenant))
