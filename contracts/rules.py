@@ -32,6 +32,10 @@ class Limits:
     batch_max_rows: int = 500_000  # EL-BULK "should not exceed 500,000"
     bulk_calls_per_minute: int = 50  # LIMITS: 503 beyond it
     single_updates_per_day: int = 1_000_000  # EL-SINGLE, rolling 24 hours
+    delivery_parameters_max: int = 50  # DELIVERY-OAS "Max 50 parameters limit" (per parameters map)
+    parameter_name_chars: int = 128  # DELIVERY-OAS "Parameter name max length 128"
+    mbox_parameter_value_chars: int = 5000  # DELIVERY-OAS "Parameter value length max 5000"
+    profile_parameter_value_chars: int = 256  # LIMITS (corrected 2025-10-27): profile values for the Delivery API
 
 
 LIMITS = Limits()
@@ -286,6 +290,74 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule("token.scope-alias", _D, "The token route's parameter is authorizationScope.",
          "The Admin API spec names the parameter authorizationScope; scope= is not documented.",
          "Send ?authorizationScope=profile_api instead of ?scope=profile_api.", "ADMIN-OAS; a public client"),
+    # --- Delivery API ---------------------------------------------------------------------
+    Rule("delivery.session-id", _E, "A delivery call names its session in ?sessionId=.",
+         "sessionId is required: any printable string without space, ? or /, 1 to 128 characters.",
+         "Add ?sessionId=<id> (keep it for the visitor's session), e.g. a UUID without dashes.",
+         "DELIVERY-OAS, EL-DELIVERY-ID"),
+    Rule("delivery.json-body", _E, "A delivery call's body is a JSON DeliveryRequest object.",
+         "POST a JSON DeliveryRequest (Content-Type: application/json).",
+         "Send a JSON object with at least a context: {\"context\": {\"channel\": \"web\"}}.", "DELIVERY-OAS"),
+    Rule("delivery.method", _E, "A delivery call is a POST.", "POST /rest/v1/delivery.", "Use POST.",
+         "DELIVERY-OAS", 405),
+    Rule("delivery.too-large", _E, "A delivery call's body is at most 1 MiB (the fake's own bound).",
+         "Undocumented; DeliveryRequest bodies are small JSON documents.",
+         "Request fewer mboxes per call.", "DELIVERY-OAS (silent); our choice", 413),
+    Rule("delivery.content-type", _D, "A delivery call is sent as application/json.",
+         "The request body is application/json.", "Send Content-Type: application/json.", "DELIVERY-OAS"),
+    Rule("delivery.context", _E, "A delivery call carries a context with a channel.",
+         "context is required; context.channel is required.",
+         "Add \"context\": {\"channel\": \"web\"} (or \"mobile\").", "DELIVERY-OAS, EL-DELIVERY-ID"),
+    Rule("delivery.channel", _E, "context.channel is web or mobile.", "ChannelType enum: web, mobile.",
+         "Send \"channel\": \"web\" or \"mobile\".", "DELIVERY-OAS"),
+    Rule("delivery.field", _E, "The delivery request's fields have the types the description gives.",
+         "DeliveryRequest: id, execute and prefetch are objects, mboxes and views lists, ids and names strings; "
+         "requestId at most 128 characters.",
+         "Send each field with the type of Adobe's Delivery API description.", "DELIVERY-OAS"),
+    Rule("delivery.id-length", _E, "tntId and marketingCloudVisitorId are at most 128 characters.",
+         "VisitorId: tntId and marketingCloudVisitorId have a maximum length of 128.",
+         "Send the id exactly as Target or the ECID service issued it.", "DELIVERY-OAS"),
+    Rule("delivery.customer-id", _E, "Each customerIds entry has id, integrationCode and authenticatedState.",
+         "CustomerId: id (max 128), integrationCode (max 50) and authenticatedState (unknown, authenticated, "
+         "logged_out) are required.",
+         "Send {\"id\": ..., \"integrationCode\": <the customer attribute alias>, \"authenticatedState\": "
+         "\"authenticated\"}.", "DELIVERY-OAS, EL-DELIVERY-ID"),
+    Rule("delivery.customer-ids-without-ecid", _E, "customerIds come with a marketingCloudVisitorId.",
+         "When sending customerIds, the marketingCloudVisitorId must also be provided.",
+         "Add id.marketingCloudVisitorId, or send your customer id as id.thirdPartyId.", "EL-DELIVERY-ID"),
+    Rule("delivery.mbox-name", _E, "Every requested mbox has a name.", "MboxRequest: name identifies the mbox.",
+         "Give each entry of mboxes a \"name\".", "DELIVERY-OAS"),
+    Rule("delivery.mbox-index", _D, "Mbox indexes are unique within a list.",
+         "Index should be unique in the mbox list (it correlates requests and responses).",
+         "Number the mboxes 1, 2, 3, ... within execute.mboxes and prefetch.mboxes.", "DELIVERY-OAS"),
+    Rule("delivery.parameter-count", _E, "A parameters or profileParameters map has at most 50 entries.",
+         "Max 50 parameters limit (for both mbox and profile parameters).",
+         "Send at most 50 profile parameters per mbox; use the bulk API for more attributes.",
+         "DELIVERY-OAS, LIMITS"),
+    Rule("delivery.parameter-name", _E, "Parameter names are not blank and at most 128 characters.",
+         "Parameter name should not be blank; parameter name max length 128.",
+         "Name every parameter, in at most 128 characters.", "DELIVERY-OAS, LIMITS"),
+    Rule("delivery.profile-prefix", _E, "Parameter names do not start with profile.",
+         "Parameter name should not start with 'profile.'.",
+         "Put profile attributes in profileParameters under their plain names (tier, not profile.tier).",
+         "DELIVERY-OAS"),
+    Rule("delivery.reserved-parameter", _E, "orderId, orderTotal and productPurchasedIds are not mbox parameters.",
+         "Following names are not allowed for mbox parameters: orderId, orderTotal, productPurchasedIds.",
+         "Send them in the mbox's order object (id, total, purchasedProductIds).", "DELIVERY-OAS"),
+    Rule("delivery.parameter-value", _E, "Parameter values are strings (mbox parameters up to 5000 characters).",
+         "Parameters map of string to string; value length max 5000; a profile value cannot be null.",
+         "Send every value as a string.", "DELIVERY-OAS, LIMITS"),
+    Rule("delivery.profile-value-length", _E, "A profile parameter value is at most 256 characters.",
+         "Profile parameter values for the Delivery API: max 256 characters (the description says 5000; "
+         "the limits page was corrected to 256 on 2025-10-27).",
+         "Shorten the value to 256 characters, or store it elsewhere and send a key.", "LIMITS, DELIVERY-OAS"),
+    Rule("delivery.parameter-type", _D, "Parameter values are JSON strings, not numbers or booleans.",
+         "Parameters are a map of string to string.",
+         "Send \"visits\": \"3\", not \"visits\": 3.", "DELIVERY-OAS"),
+    Rule("delivery.missing-client", _D, "A delivery call names the client in ?client=<code>.",
+         "POST /rest/v1/delivery?client=<clientCode>&sessionId=<id>; Adobe's SDKs send imsOrgId instead.",
+         "Add ?client=<your client code> to the URL (or call <clientCode>.tt.omtrdc.net).",
+         "EL-DELIVERY-ID, SDK-PY"),
     # --- hosts and tenants ----------------------------------------------------------------
     Rule("tenant.literal-client", _D, "The m2 path names the client code.",
          "Adobe's examples use the literal /m2/client/ with the client code in the host; "

@@ -16,7 +16,7 @@ from werkzeug.utils import cached_property
 from .backend import CapacityError, MockBackend
 from .config import MockConfig
 from .models.journal import query_args
-from .views import admin, control, edge
+from .views import admin, control, delivery, edge
 from .views.common import json_response, xml_response
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -101,6 +101,7 @@ def create_app(backend: MockBackend | None = None, *, config: MockConfig | None 
     app.register_blueprint(control.bp)
     app.register_blueprint(edge.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(delivery.bp)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

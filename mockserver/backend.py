@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from target_profile_mock.contracts.batch import BatchFile
+from target_profile_mock.contracts.delivery import DeliveryRequest, delivery_response
 from target_profile_mock.contracts.rules import Violation, rule
 
 from .clock import Clock
@@ -27,7 +28,7 @@ from .lifecycle import Lifecycle
 from .models.batches import Batch
 from .models.journal import Journal
 from .models.profiles import ID_KINDS, IdKind, id_key
-from .models.tenant import PendingUpdate, Tenant, Token
+from .models.tenant import PendingLogin, PendingUpdate, Tenant, Token
 
 __all__ = ["CapacityError", "ControlError", "MockBackend"]
 
@@ -67,7 +68,7 @@ _COUNT_SETTINGS = ("bulk_calls_per_minute", "single_updates_per_day", "batch_ret
                    "journal_bytes", "batch_retention_bytes", "max_tenants")
 #: Whole numbers that must be given (never null), with their least value.
 _SIZE_SETTINGS = {"batch_max_bytes": 1, "batch_max_rows": 1, "keep_rows_max": 0}
-_SECONDS_SETTINGS = ("update_delay", "batch_retention", "token_ttl", "profile_lifetime")
+_SECONDS_SETTINGS = ("update_delay", "batch_retention", "token_ttl", "profile_lifetime", "login_sync_delay")
 #: The largest count or size: 2**53, the largest whole number every JSON reader keeps exactly.
 MAX_COUNT = 2**53
 #: The longest delay, retention or token lifetime: a century, as the clock's longest advance; beyond it
@@ -96,6 +97,9 @@ def _check_setting(name: str, value: Any) -> None:
         what = f"a number of seconds from 0 to {MAX_SETTING_SECONDS:.0f} (a century), or null"
     elif name in _CHOICE_SETTINGS:
         ok, what = isinstance(value, str) and value in _CHOICE_SETTINGS[name], f"one of {list(_CHOICE_SETTINGS[name])}"
+    elif name == "location_hint":
+        ok, what = isinstance(value, str) and re.fullmatch(r"[0-9]{1,3}_[0-9]{1,3}", value) is not None, \
+            "a location hint such as '28_0' (<cluster>_<node>)"
     elif name == "auth":
         ok, what = isinstance(value, bool) or value is None, "true or false"
     elif name in _BOOL_SETTINGS:
@@ -512,6 +516,74 @@ class MockBackend:
                 t.pending.append(PendingUpdate(now + int(delay * 1000), kind, profile_id, fallback, attributes))
             else:
                 t.apply_update(kind, profile_id, fallback, attributes, now)
+
+    def visit(self, tenant: str, req: DeliveryRequest) -> dict[str, Any]:
+        """A Delivery API call that passed the contract checks: find or start the visitor's profile,
+        connect a thirdPartyId sent with a tntId (a login), write the profileParameters, and build the
+        answer (with the visitor's tntId, carrying its location hint)."""
+        with self.lock:
+            t = self.tenant(tenant)
+            now = self.now_ms()
+            t.settle(now)
+            store = t.profiles
+            hint = self.config.location_hint
+            delay = self.config.login_sync_delay or 0
+            profile = None
+            if req.tnt_id is not None and req.third_party_id is not None:
+                if delay:
+                    # until the sync, the device's profile answers and the customer's stays apart
+                    t.logins.append(PendingLogin(now + int(delay * 1000), req.tnt_id, req.third_party_id))
+                else:
+                    profile = t.connect(req.tnt_id, req.third_party_id, now)
+            if profile is None and req.tnt_id is not None:
+                profile = store.find("tntId", req.tnt_id)
+            if profile is None and req.third_party_id is not None and not (req.tnt_id is not None and delay):
+                profile = store.find("thirdPartyId", req.third_party_id)
+            if profile is None and req.marketing_cloud_visitor_id is not None:
+                profile = store.find("marketingCloudVisitorId", req.marketing_cloud_visitor_id)
+            if profile is None:
+                # a new visitor: the tntId it sent (unknown or expired) or a new one
+                tnt = req.tnt_id if req.tnt_id is not None else f"{self._rng.getrandbits(128):032x}"
+                profile = store.create("tntId", tnt if "." in tnt else f"{tnt}.{hint}", now)
+                if req.third_party_id is not None and not (req.tnt_id is not None and delay):
+                    store.link(profile, "thirdPartyId", req.third_party_id)
+            elif profile.tnt_id is None:
+                tnt = req.tnt_id if req.tnt_id is not None else f"{self._rng.getrandbits(128):032x}"
+                store.link(profile, "tntId", tnt if "." in tnt else f"{tnt}.{hint}")
+            ecid = req.marketing_cloud_visitor_id
+            if ecid is not None:
+                other = store.find("marketingCloudVisitorId", ecid)
+                if other is not None and other is not profile:
+                    store.merge(profile, other)
+                store.link(profile, "marketingCloudVisitorId", ecid)
+            profile.update(req.profile_parameters, now)
+            profile.touch(now)
+            tnt_id = profile.tnt_id or ""
+            cluster = tnt_id.partition(".")[2].partition("_")[0] or hint.partition("_")[0]
+            request_id = req.request_id or str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+            return delivery_response(req, client=tenant, request_id=request_id, tnt_id=tnt_id,
+                                     edge_host=f"mboxedge{cluster}.tt.omtrdc.net", offers=t.offers)
+
+    def set_offer(self, tenant: str, mbox: str, content: Any, *, offer_type: str = "json") -> None:
+        """Answer mbox ``mbox`` of the Delivery API with one option of ``content`` (``json`` or
+        ``html``); ``content=None`` removes the offer. Without offers, mboxes come back with no options."""
+        if offer_type not in ("json", "html"):
+            raise ControlError(f"an offer's type is json or html, not {offer_type!r}")
+        if not isinstance(mbox, str) or not mbox:
+            raise ControlError("an offer needs a non-empty mbox name")
+        if offer_type == "html" and content is not None and not isinstance(content, str):
+            raise ControlError("an html offer's content is a string")
+        with self.lock:
+            offers = self.tenant(tenant).offers
+            if content is None:
+                offers.pop(mbox, None)
+            else:
+                offers[mbox] = {"type": offer_type, "content": content}
+
+    def offers(self, tenant: str) -> dict[str, dict[str, Any]]:
+        with self.lock:
+            t = self._tenants.get(tenant)
+            return {} if t is None else {k: dict(v) for k, v in t.offers.items()}
 
     def new_batch_id(self, tenant: str) -> str:
         with self.lock:

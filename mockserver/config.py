@@ -29,6 +29,8 @@ class MockConfig:
     single_rate_status: int = 429  #: answer over the single-update limit (undocumented)
     update_delay: float = 0.0  #: seconds before a single update becomes visible (Adobe: up to an hour)
     profile_lifetime: float | None = 14 * 86_400.0  #: seconds a profile lives without activity (None: forever)
+    location_hint: str = "28_0"  #: the location hint of tntIds the Delivery API issues (``<cluster>_<node>``)
+    login_sync_delay: float = 0.0  #: seconds before a login connects a thirdPartyId to the visitor (Adobe: 5-10 min)
     status_host: str | None = None  #: host:port for batchStatus URLs (default: as the client reached us)
     status_path: Literal["v1", "versioned"] = "v1"  #: v2 batches' status URL path
     v2_profile_rows: RowShape = "failed"  #: per-row list in v2 status bodies

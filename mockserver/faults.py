@@ -65,9 +65,9 @@ __all__ = [
 
 FaultKind = Literal["latency", "status", "throttle", "rate-limit", "reset", "disconnect", "empty", "truncated",
                     "malformed", "pass"]
-Operation = Literal["single-update", "batch-submit", "batch-status", "fetch", "token"]
+Operation = Literal["single-update", "batch-submit", "batch-status", "fetch", "token", "delivery"]
 
-OPERATIONS: tuple[str, ...] = ("single-update", "batch-submit", "batch-status", "fetch", "token")
+OPERATIONS: tuple[str, ...] = ("single-update", "batch-submit", "batch-status", "fetch", "token", "delivery")
 KINDS: tuple[str, ...] = ("latency", "status", "throttle", "rate-limit", "reset", "disconnect", "empty",
                           "truncated", "malformed", "pass")
 
@@ -521,7 +521,7 @@ def _error_body(operation: str, status: int, message: str) -> Response:
         return xml_response(batch_refused(message), status)
     if operation == "batch-status":
         return xml_response(status_failure(message), status)
-    if operation == "fetch":
+    if operation in ("fetch", "delivery"):
         return json_response({"status": status, "message": message}, status)
     from .views.admin import _error  # the Admin API's ErrorResponse shape, kept in one place
 
@@ -568,7 +568,7 @@ def _damage(f: Fault, operation: str, tenant: str | None, response: Response) ->
     if f.kind not in _BODY_KINDS:
         return _answer(f, operation, tenant)
     full = response.get_data()
-    ctype = response.headers.get("Content-Type", XML if operation not in ("fetch", "token") else JSON)
+    ctype = response.headers.get("Content-Type", XML if operation not in ("fetch", "token", "delivery") else JSON)
     status = f.status or response.status_code
     if f.kind == "empty":
         return Response(b"", status=status, content_type=ctype)

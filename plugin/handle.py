@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from target_profile_mock.contracts.delivery import parse_delivery
 from target_profile_mock.contracts.rules import RULES, Severity, Violation
 from target_profile_mock.mockserver.backend import BatchState, ControlError, MockBackend
 from target_profile_mock.mockserver.lifecycle import Lifecycle
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["OPERATIONS", "TargetProfiles"]
 
 #: The journal's operation names.
-OPERATIONS = ("single-update", "batch-submit", "batch-status", "fetch", "token", "unknown")
+OPERATIONS = ("single-update", "batch-submit", "batch-status", "fetch", "token", "delivery", "unknown")
 
 
 def _fail(message: str) -> None:
@@ -204,6 +206,41 @@ class TargetProfiles:
 
     def profiles(self, tenant: str | None = None) -> list[dict[str, Any]]:
         return self.backend.profiles(self._tenant(tenant))
+
+    def visit(self, tnt_id: str | None = None, *, third_party_id: str | None = None, ecid: str | None = None,
+              mboxes: Sequence[str] = ("target-global-mbox",), profile_parameters: Mapping[str, Any] | None = None,
+              tenant: str | None = None) -> dict[str, Any]:
+        """A visitor seen by Target, as a Delivery API call would make it (not journaled): without a tntId
+        it starts a profile and returns the answer, whose ``["id"]["tntId"]`` is the new visitor's id
+        (with its location hint); with one it updates that visitor's profile. ``profile_parameters`` are
+        written to the profile; a ``third_party_id`` with a ``tnt_id`` is a login (see :meth:`login`)."""
+        body: dict[str, Any] = {"context": {"channel": "web"}}
+        ids = {k: v for k, v in (("tntId", tnt_id), ("thirdPartyId", third_party_id),
+                                 ("marketingCloudVisitorId", ecid)) if v is not None}
+        if ids:
+            body["id"] = ids
+        params = {str(k): ("true" if v is True else "false" if v is False else str(v))
+                  for k, v in (profile_parameters or {}).items()}
+        body["execute"] = {"mboxes": [{"index": i, "name": name, **({"profileParameters": params} if i == 1 else {})}
+                                      for i, name in enumerate(mboxes, 1)]}
+        if not mboxes and params:
+            body["execute"] = {"pageLoad": {"profileParameters": params}}
+        req = parse_delivery({"sessionId": "target-profile-mock"}, json.dumps(body).encode())
+        if req.errors:
+            _fail("visit() would be refused by the Delivery API:\n" + "\n".join(v.explain() for v in req.errors))
+        return self.backend.visit(self._tenant(tenant), req)
+
+    def login(self, third_party_id: str, *, tnt_id: str, profile_parameters: Mapping[str, Any] | None = None,
+              tenant: str | None = None) -> dict[str, Any]:
+        """The visitor ``tnt_id`` logs in as customer ``third_party_id`` (a visit bringing both ids): the
+        two profiles become one, the thirdPartyId profile's values winning; after that, updates and
+        fetches by either id reach it (at once, or after ``login_sync_delay`` seconds when set)."""
+        return self.visit(tnt_id, third_party_id=third_party_id, profile_parameters=profile_parameters,
+                          tenant=tenant)
+
+    def set_offer(self, mbox: str, content: Any, *, offer_type: str = "json", tenant: str | None = None) -> None:
+        """Let the Delivery API answer ``mbox`` with one option (``json`` or ``html`` content); None removes it."""
+        self.backend.set_offer(self._tenant(tenant), mbox, content, offer_type=offer_type)
 
     def expire_profile(self, third_party_id: str | None = None, *, tnt_id: str | None = None,
                        ecid: str | None = None, tenant: str | None = None) -> dict[str, Any]:

@@ -10,8 +10,10 @@ from target_profile_mock.contracts.rules import LIMITS, RULES, Rule, Severity, V
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: The source tags of the contract reference (its section 0), plus the markers used for choices.
+#: The source tags of the contract reference (its section 0), plus the markers used for choices, plus the
+#: Delivery API sources the fidelity table defines (EL-DELIVERY-ID, SDK-PY).
 KNOWN_TAGS = {
+    "EL-DELIVERY-ID", "SDK-PY",
     "EL-BULK", "EL-BULK-2023-12-01", "EL-SINGLE", "EL-FETCH", "EL-PROFILES", "EL-OVERVIEW", "EL-SETTINGS",
     "DOCS-SETTINGS-OLD", "EL-METHODS-BULK", "TGT-METHODS-OLD", "RN-2020", "DOC-CHANGES", "LIMITS", "LIFETIME",
     "3RDPARTY", "GLOSSARY", "PRIVACY", "SLATE-2017", "IO-1.4", "IO-OLD-PAGE", "ADOBEIO-AUTH", "DEVTGT-INTRO",

@@ -270,6 +270,25 @@ class ProfileStore:
             applied += 1
         return applied, missing
 
+    def merge(self, into: Profile, other: Profile) -> None:
+        """Fold ``other`` into ``into``: ``into``'s attributes win, ``other``'s fill the gaps and its ids
+        that ``into`` lacks move over; ``other`` is gone afterwards."""
+        if other is into:
+            return
+        attrs = into.attrs
+        for name, value in other.attrs.items():
+            if name not in attrs:
+                attrs[name] = value
+        self.remove(other)
+        for kind, value in (("tntId", other.tnt_id), ("thirdPartyId", other.third_party_id),
+                            ("marketingCloudVisitorId", other.ecid)):
+            mine = {"tntId": into.tnt_id, "thirdPartyId": into.third_party_id,
+                    "marketingCloudVisitorId": into.ecid}[kind]
+            if value is not None and mine is None:
+                self.link(into, kind, value)  # type: ignore[arg-type]
+        into.created_ms = min(into.created_ms, other.created_ms)
+        into.touch(other.active_ms)
+
     def seed(self, ids: Mapping[IdKind, str], attributes: Mapping[str, str], ts_ms: int) -> Profile:
         """Create or merge the profile named by any of ``ids`` and set ``attributes``."""
         if not ids:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..config import MockConfig, TenantSettings
 from .batches import Batch
-from .profiles import IdKind, ProfileStore
+from .profiles import IdKind, Profile, ProfileStore
 from .ratelimit import BucketWindow, SlidingWindow
 
 
@@ -45,6 +45,15 @@ class PendingUpdate:
     attributes: dict[str, str]
 
 
+@dataclass(slots=True)
+class PendingLogin:
+    """A login (a visit bringing a thirdPartyId with a tntId) waiting for the profile sync delay."""
+
+    visible_ms: int
+    tnt_id: str
+    third_party_id: str
+
+
 class Tenant:
     """The state of one client code. Tenants never see each other's data."""
 
@@ -57,6 +66,8 @@ class Tenant:
         self._open: list[Batch] = []  # still incomplete: the only ones settle() has to look at
         self.token: Token | None = None
         self.pending: list[PendingUpdate] = []
+        self.logins: list[PendingLogin] = []
+        self.offers: dict[str, dict[str, Any]] = {}  #: mbox name -> {type, content} the Delivery API answers
         self._config = config
         self.bulk_window = SlidingWindow(None, 60.0)
         self.single_window = BucketWindow(None)
@@ -85,6 +96,12 @@ class Tenant:
         which profiles' lifetimes are judged.
         """
         self.at(now_ms)
+        if self.logins:
+            due = [p for p in self.logins if p.visible_ms <= now_ms]
+            if due:
+                self.logins = [p for p in self.logins if p.visible_ms > now_ms]
+                for login in due:
+                    self.connect(login.tnt_id, login.third_party_id, login.visible_ms)
         if self.pending:
             due = [p for p in self.pending if p.visible_ms <= now_ms]
             if due:
@@ -125,6 +142,24 @@ class Tenant:
             return False
         profile.update(attributes, ts_ms)
         return True
+
+    def connect(self, tnt_id: str, third_party_id: str, ts_ms: int) -> Profile | None:
+        """A login: the visitor of ``tnt_id`` is the customer ``third_party_id``. Their profiles become
+        one; where both have an attribute, the thirdPartyId profile's value wins. Returns that profile."""
+        store = self.profiles
+        device = store.find("tntId", tnt_id)
+        customer = store.find("thirdPartyId", third_party_id)
+        if customer is None:
+            if device is None:
+                return None
+            store.link(device, "thirdPartyId", third_party_id)
+            device.touch(ts_ms)
+            return device
+        if device is not None and device is not customer:
+            store.merge(customer, device)
+        store.link(customer, "tntId", tnt_id)
+        customer.touch(ts_ms)
+        return customer
 
     def add_batch(self, batch: Batch) -> None:
         self.batches.append(batch)

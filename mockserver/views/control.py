@@ -373,3 +373,25 @@ def clear_faults() -> Response:
 @bp.delete("/faults/<int:rule_id>")
 def remove_fault(rule_id: int) -> Response:
     return json_response(backend().faults.remove(rule_id))
+
+
+@bp.get("/tenants/<tenant>/offers")
+def list_offers(tenant: str) -> Response:
+    return json_response(backend().offers(tenant))
+
+
+@bp.put("/tenants/<tenant>/offers/<path:mbox>")
+def put_offer(tenant: str, mbox: str) -> Response:
+    body = _body()
+    unknown = set(body) - {"type", "content"}
+    if unknown or "content" not in body:
+        raise ControlError(f"send {{\"content\": <JSON or HTML text>, \"type\": \"json\"|\"html\"}}; got keys "
+                           f"{sorted(body)}")
+    backend().set_offer(tenant, mbox, body["content"], offer_type=body.get("type", "json"))
+    return json_response(backend().offers(tenant))
+
+
+@bp.delete("/tenants/<tenant>/offers/<path:mbox>")
+def delete_offer(tenant: str, mbox: str) -> Response:
+    backend().set_offer(tenant, mbox, None)
+    return json_response(backend().offers(tenant))
