@@ -16,6 +16,7 @@ from .wsgi import WsgiBridge
 
 if TYPE_CHECKING:
     from .intercept import HttpxPatch, RequestsInterceptor
+    from .urllib3_route import Urllib3Patch
 
 __all__ = ["SessionFake"]
 
@@ -42,6 +43,7 @@ class SessionFake:
     _baseline: dict[str, Any] = field(default_factory=dict)
     _interceptors: dict[bool, RequestsInterceptor] = field(default_factory=dict)
     _httpx_patches: dict[bool, HttpxPatch] = field(default_factory=dict)
+    _urllib3_patch: Urllib3Patch | None = None
 
     @classmethod
     def build(cls, config: MockConfig | None = None) -> SessionFake:
@@ -79,6 +81,14 @@ class SessionFake:
 
             found = self._httpx_patches[block] = HttpxPatch(self.bridge, block=block)
         return found
+
+    def urllib3_patch(self) -> Urllib3Patch:
+        """The patch routing urllib3's connection pools (Adobe's Python SDK uses them) into the app."""
+        if self._urllib3_patch is None:
+            from .urllib3_route import Urllib3Patch
+
+            self._urllib3_patch = Urllib3Patch(self.bridge)
+        return self._urllib3_patch
 
     def prepare(self, settings: Settings) -> None:
         """Forget everything and apply ``settings``: cheap, since nothing is rebuilt."""

@@ -212,8 +212,10 @@ def target_profiles() -> Iterator[TargetProfiles]:
         from .aiohttp_intercept import aiohttp_patch
 
         aio = aiohttp_patch(fake, block=block)
+    urllib3_patch = fake.urllib3_patch()
     interceptor.start()
     try:
+        urllib3_patch.install()
         if patch is not None:
             patch.install()
         if aio is not None:
@@ -224,6 +226,7 @@ def target_profiles() -> Iterator[TargetProfiles]:
         yield handle
     finally:
         interceptor.stop()
+        urllib3_patch.uninstall()
         if patch is not None:
             patch.uninstall()
         if aio is not None:
