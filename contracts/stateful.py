@@ -105,7 +105,9 @@ class MockServerDriver(RequestsDriver, ControlOverHttp):
 
 
 # --- the machine -----------------------------------------------------------------------------------
-_TNT_POOL = tuple(f"{1_600_000_000_000 + i}-{100_000 + i}.{i:02d}_00" for i in range(6))
+_TNT_POOL = (*(f"{1_600_000_000_000 + i}-{100_000 + i}.{i:02d}_00" for i in range(6)),
+             # the same visitors with another location hint, or none
+             "1600000000000-100000", "1600000000001-100001.28_0")
 _THIRD_POOL = ("cust-1", "cust-2", "ünïcode-3", "a b&c=4", "e%25f,5", "x" * 40)
 _NAMES = ("tier", "city", "points", "a.b", "x-y")
 _values = attribute_values(max_size=12)
@@ -115,6 +117,22 @@ def _fetch_request(client: str, kind: str, profile_id: str) -> HttpRequest:
     pid = quote(profile_id, safe="")
     path = f"/rest/v1/profiles/thirdPartyId/{pid}" if kind == "thirdPartyId" else f"/rest/v1/profiles/{pid}"
     return HttpRequest("GET", path, f"client={quote(client, safe='')}")
+
+
+def _delivery_request(client: str, tnt_id: str | None, third_party_id: str | None,
+                      parameters: Mapping[str, str]) -> HttpRequest:
+    body: dict[str, Any] = {"context": {"channel": "web"}}
+    ids = {k: v for k, v in (("tntId", tnt_id), ("thirdPartyId", third_party_id)) if v is not None}
+    if ids:
+        body["id"] = ids
+    body["execute"] = {"mboxes": [{"index": 1, "name": "home", "profileParameters": dict(parameters)}]}
+    return HttpRequest("POST", "/rest/v1/delivery", f"client={quote(client, safe='')}&sessionId=machine",
+                       json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+
+_DAY = 86_400
+#: how long batch statuses stay readable on the fake (its default ``batch_retention``)
+_RETENTION = _DAY
 
 
 def profile_machine(driver_factory: Callable[[], Driver], *, client: str = "demo",
@@ -138,6 +156,7 @@ def profile_machine(driver_factory: Callable[[], Driver], *, client: str = "demo
             self.model = ProfileModel()
             self.polls: dict[str, int] = {}
             self.status_urls: dict[str, str] = {}
+            self.submitted: dict[str, float] = {}
             if self.control:
                 self.driver.reset()  # type: ignore[attr-defined]
                 self.driver.set_lifecycle(f"polls={polls_to_complete}")  # type: ignore[attr-defined]
@@ -191,12 +210,16 @@ def profile_machine(driver_factory: Callable[[], Driver], *, client: str = "demo
             self.model.submit_batch(batch_id, version, header, names, model_rows)
             self.polls[batch_id] = 0
             self.status_urls[batch_id] = url
+            self.submitted[batch_id] = self.model.now
             return batch_id
 
         @rule(batch_id=batches, details=st.booleans())
         def poll(self, batch_id: str, details: bool) -> None:
             url = self.status_urls[batch_id] + ("&showDetails=true" if details else "")
             resp = self.driver.send(HttpRequest.from_url("GET", url))
+            if self.control and self.model.now - self.submitted[batch_id] > _RETENTION:
+                assert resp.status == 404, (resp.status, resp.body)  # past its retention: gone, never applied
+                return
             assert resp.status == 200, (resp.status, resp.body)
             body = parse_batch_status(resp.body)
             assert body.batch_id == batch_id
@@ -230,10 +253,31 @@ def profile_machine(driver_factory: Callable[[], Driver], *, client: str = "demo
             values = {k: v for k, v in values.items() if k in _NAMES}
             assert values == expected, (values, expected)
 
+        @rule(target=ids, kind_id=st.one_of(st.none(), ids), third=st.one_of(st.none(), st.sampled_from(_THIRD_POOL)),
+              attrs=st.dictionaries(st.sampled_from(_NAMES), _values, max_size=3))
+        def visit(self, kind_id: tuple[str, str] | None, third: str | None, attrs: dict[str, str]) -> tuple[str, str]:
+            """A Delivery API visit: as a new visitor, or by a tntId or thirdPartyId; both is a login."""
+            tnt = kind_id[1] if kind_id is not None and kind_id[0] == "tntId" else None
+            if kind_id is not None and kind_id[0] == "thirdPartyId":
+                third = kind_id[1]
+            resp = self.driver.send(_delivery_request(client, tnt, third, attrs))
+            assert resp.status == 200, (resp.status, resp.body)
+            answer = json.loads(resp.body)
+            issued = answer["id"]["tntId"]
+            if tnt is not None:
+                assert issued.partition(".")[0] == tnt.partition(".")[0], (issued, tnt)
+            assert "." in issued, f"the answer's tntId {issued!r} carries no location hint"
+            if third is not None:
+                assert answer["id"].get("thirdPartyId") == third, answer["id"]
+            profile = self.model.visit(tnt, third, attrs, issued)
+            assert issued.partition(".")[0] == profile.ids["tntId"].partition(".")[0], (issued, profile.ids)
+            return ("tntId", issued)
+
         @precondition(lambda self: self.control)
-        @rule(seconds=st.sampled_from((1, 60, 600)))
+        @rule(seconds=st.sampled_from((1, 60, 600, 13 * _DAY, 14 * _DAY)))
         def advance(self, seconds: int) -> None:
             self.driver.advance(seconds)  # type: ignore[attr-defined]
+            self.model.advance(seconds)
 
         @invariant()
         def batches_never_regress(self) -> None:

@@ -61,3 +61,43 @@ def test_the_machine_catches_a_fake_that_creates_on_single_update() -> None:
 
 def test_requests_driver_needs_a_url() -> None:
     assert RequestsDriver("http://127.0.0.1:1/").base_url == "http://127.0.0.1:1"
+
+
+def _catches(driver_factory) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(AssertionError):
+        run_state_machine_as_test(profile_machine(driver_factory), settings=settings(
+            max_examples=300, stateful_step_count=30, deadline=None, database=None, phases=[Phase.generate],
+            report_multiple_bugs=False))
+
+
+def test_the_machine_catches_a_fake_whose_profiles_never_expire() -> None:
+    from strategy_support import fresh_backend
+
+    _catches(lambda: FlaskDriver(fresh_backend(profile_lifetime=None)))
+
+
+def test_the_machine_catches_a_login_where_the_device_wins() -> None:
+    from strategy_support import fresh_backend
+
+    class DeviceWins(FlaskDriver):
+        def __init__(self) -> None:
+            super().__init__(fresh_backend())
+            for_tenant = self.backend.tenant
+
+            def tenant(code):  # type: ignore[no-untyped-def]
+                t = for_tenant(code)
+                store = t.profiles
+                merge = type(store).merge
+
+                def device_wins(into, other):  # type: ignore[no-untyped-def]
+                    values = dict(other.attrs)
+                    merge(store, into, other)
+                    into.attrs.update(values)
+
+                store.merge = device_wins  # type: ignore[method-assign]
+                return t
+
+            self.backend.tenant = tenant  # type: ignore[method-assign]
+
+    _catches(DeviceWins)
+
