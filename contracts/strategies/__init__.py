@@ -2,14 +2,16 @@
 
 Building blocks (:func:`tnt_ids`, :func:`third_party_ids`, :func:`attribute_names`,
 :func:`attribute_values`, :func:`profile_attributes`), valid requests (:func:`single_updates`,
-:func:`batch_files`, :func:`batch_specs`), invalid requests tagged with the rule they break and the
-outcome they get (:func:`invalid_calls`, :func:`invalid_single_updates`, :func:`invalid_batch_files`),
+:func:`batch_files`, :func:`batch_specs`, :func:`delivery_requests`), invalid requests tagged with the
+rule they break and the outcome they get (:func:`invalid_calls`, :func:`invalid_single_updates`,
+:func:`invalid_batch_files`, :func:`invalid_delivery_requests`),
 and server-behaviour scenarios (:func:`scenarios`). All read :data:`target_profile_mock.contracts.RULES` and the
 serialisers of :mod:`contracts`, so they agree with the validators and the fake.
 """
 
 from ._http import HttpRequest, HttpResponse
 from .building import attribute_names, attribute_values, profile_attributes, third_party_ids, tnt_ids
+from .delivery import DELIVERY_RULES, DeliveryCall, delivery_requests, invalid_delivery_requests
 from .invalid import (
     BREAKABLE_RULES,
     ExpectedOutcome,
@@ -23,9 +25,11 @@ from .valid import BatchCall, BatchSpec, SingleUpdateCall, batch_files, batch_sp
 
 __all__ = [
     "BREAKABLE_RULES",
+    "DELIVERY_RULES",
     "SCENARIO_KINDS",
     "BatchCall",
     "BatchSpec",
+    "DeliveryCall",
     "ExpectedOutcome",
     "HttpRequest",
     "HttpResponse",
@@ -36,8 +40,10 @@ __all__ = [
     "attribute_values",
     "batch_files",
     "batch_specs",
+    "delivery_requests",
     "invalid_batch_files",
     "invalid_calls",
+    "invalid_delivery_requests",
     "invalid_single_updates",
     "profile_attributes",
     "register_scenario_kind",

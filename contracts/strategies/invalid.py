@@ -48,7 +48,7 @@ class InvalidCall:
     request: HttpRequest
     rule: Rule
     expected: ExpectedOutcome
-    surface: Literal["single-update", "batch-submit"]
+    surface: Literal["single-update", "batch-submit", "delivery"]
 
     @property
     def rule_id(self) -> str:
