@@ -27,6 +27,13 @@ FETCH_BODY = json.dumps(profile_body("bench", "1368007744041-575948.01_00", {
     "points": ("1200", 1_700_000_000_000)})).encode()
 
 
+#: A Delivery API answer of the shape the fake gives a returning visitor with one mbox (see bench/delivery.py).
+DELIVERY_BODY = json.dumps({
+    "status": 200, "requestId": "3f1c6b8e-5a8f-4f0e-9d3b-2f6a1c0e7b55", "client": "bench",
+    "id": {"tntId": "e3e70682c2094cac629f6fbed82c07cd.28_0"}, "edgeHost": "mboxedge28.tt.omtrdc.net",
+    "execute": {"mboxes": [{"index": 1, "name": "home"}]}}).encode()
+
+
 def create_bare_app() -> Flask:
     app = Flask("bare")
 
@@ -37,6 +44,10 @@ def create_bare_app() -> Flask:
     @app.route("/rest/v1/profiles/<profile_id>")
     def fetch(profile_id: str) -> Response:
         return Response(FETCH_BODY, content_type=JSON)
+
+    @app.route("/rest/v1/delivery", methods=["POST"])
+    def delivery() -> Response:
+        return Response(DELIVERY_BODY, content_type=JSON)
 
     return app
 

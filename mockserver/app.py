@@ -163,13 +163,14 @@ def unexpected_error_response(req: Request, exc: Exception) -> Response:
 #: The edge routes a test suite calls most, as Flask's router matches them (``strict_slashes`` aside:
 #: a trailing slash, like any other path, goes through Flask).
 _HOT_PATH = re.compile(r"/(?:m2/([^/]+)/profile/update"
-                       r"|rest/v1/profiles/(?:(thirdPartyId|marketingCloudVisitorId)/)?([^/]+))\Z")
+                       r"|rest/v1/profiles/(?:(thirdPartyId|marketingCloudVisitorId)/)?([^/]+)"
+                       r"|rest/v1/(delivery))\Z")
 #: The methods those routes declare; Flask answers HEAD and OPTIONS for them itself.
 _HOT_METHODS = frozenset(("GET", "POST", "PUT", "PATCH", "DELETE"))
 
 
 def _lean_front(app: Flask, flask_wsgi: WsgiApp) -> WsgiApp:
-    """Serve the single update and the profile fetches without Flask's per-request machinery.
+    """Serve the single update, the profile fetches and the Delivery API without Flask's per-request machinery.
 
     Flask's request and app contexts, routing, signals and hooks cost more per call than these views'
     own work. The views take the backend and the request explicitly, so this front calls the same
@@ -190,10 +191,12 @@ def _lean_front(app: Flask, flask_wsgi: WsgiApp) -> WsgiApp:
         if match is None:
             return flask_wsgi(environ, start_response)
         req = cast(Request, lean)  # the views read only what it serves as werkzeug does
-        client, kind, profile_id = match.groups()
+        client, kind, profile_id, visit = match.groups()
         try:
             if client is not None:
                 response = edge.single_update(be, req, client)
+            elif visit is not None:
+                response = delivery.delivery(be, req)
             else:
                 response = edge.fetch(be, req, kind or "tntId", profile_id)  # type: ignore[arg-type]
         except HTTPException as exc:

@@ -100,3 +100,9 @@ def test_memory_script_runs_every_attack_and_compares_two_trees():
     assert out.split("== Summary")[0].count("(compared: ") == 5 and "tenants held after: 0" in out
     summary = out.split("== Summary", 1)[1]
     assert "memory.py: ok" in summary and "eight ~49 MB batches: peak RSS" in summary
+
+
+def test_delivery_script_measures_the_visit_against_the_bare_route():
+    out = _run("bench/delivery.py", "--quick", "--python-client", timeout=120)
+    for line in ("visit: throughput vs bare route", "visit with 101 profiles in the tenant"):
+        assert line in out

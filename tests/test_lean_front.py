@@ -31,6 +31,13 @@ REQUESTS: list[tuple[str, str, dict]] = [
     ("GET", "/rest/v1/profiles/thirdPartyId?client=demo", {}),
     ("GET", "/rest/v1/profiles/thirdPartyId/c1", {"headers": {"Host": "demo.tt.omtrdc.net"}}),
     ("POST", "/rest/v1/profiles/thirdPartyId/c1?client=demo", {}),
+    ("POST", "/rest/v1/delivery?client=demo&sessionId=s1", {"json": {
+        "context": {"channel": "web"}, "id": {"tntId": "1368007744041-575948", "thirdPartyId": "c2"},
+        "execute": {"mboxes": [{"index": 1, "name": "home", "profileParameters": {"tier": "gold"}}]}}}),
+    ("POST", "/rest/v1/delivery?sessionId=s1", {"json": {"context": {"channel": "web"}},
+                                                 "headers": {"Host": "demo.tt.omtrdc.net"}}),
+    ("POST", "/rest/v1/delivery?client=demo", {"json": {}}),
+    ("GET", "/rest/v1/delivery?client=demo&sessionId=s1", {}),
 ]
 
 

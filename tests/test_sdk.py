@@ -18,6 +18,13 @@ with warnings.catch_warnings():
     api = pytest.importorskip("delivery_api_client")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_sdk_host() -> None:
+    # target-python-sdk 1.1.0 keeps the first Configuration (and so the first host) it makes for the whole
+    # process; without this, a client made earlier in the session decides where this one's calls go
+    api.Configuration.set_default(None)
+
+
 @pytest.fixture
 def server() -> Iterator[tuple[LiveServer, MockBackend]]:
     backend = MockBackend(MockConfig(client_code="acme"))  # the SDK names the organisation, not the client

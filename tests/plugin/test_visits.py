@@ -54,6 +54,8 @@ def test_adobes_python_sdk_in_process(run: Run) -> None:
             from delivery_api_client import ChannelType, Context, DeliveryRequest, ExecuteRequest, MboxRequest
 
         def test_sdk_visit(target_profiles):
+            from delivery_api_client import Configuration
+            Configuration.set_default(None)  # the SDK keeps the first host it was given for the whole process
             client = TargetClient.create({"client": "demo", "organization_id": "0123456789@AdobeOrg"})
             request = DeliveryRequest(context=Context(channel=ChannelType.WEB), execute=ExecuteRequest(
                 mboxes=[MboxRequest(index=1, name="home", profile_parameters={"tier": "gold"})]))
