@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from . import invalid, valid
+from . import delivery, invalid, valid
 from .scenarios import Scenario, scenarios
 
 
@@ -16,4 +16,5 @@ def register_type_strategies() -> None:
     # the 50 MB and 500,000-row examples stay out of type-driven generation: ask for them by rule
     st.register_type_strategy(invalid.InvalidCall, st.one_of(invalid.invalid_single_updates(),
                                                              invalid.invalid_batch_files(include_huge=False)))
+    st.register_type_strategy(delivery.DeliveryCall, delivery.delivery_requests())
     st.register_type_strategy(Scenario, scenarios())

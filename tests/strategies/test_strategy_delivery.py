@@ -73,3 +73,9 @@ def test_new_visitors_send_no_ids() -> None:
 def test_rule_argument_is_checked() -> None:
     with pytest.raises(InvalidArgument, match=r"batch\.empty"):
         invalid_delivery_requests("batch.empty")
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.from_type(DeliveryCall))
+def test_delivery_calls_have_a_type_strategy(call: DeliveryCall) -> None:
+    assert call.request.path == "/rest/v1/delivery" and parse_delivery(call.request.query, call.request.body).accepted
