@@ -165,3 +165,14 @@ def test_faults_apply_to_the_delivery_operation(client: FlaskClient, backend: Mo
     r = visit(client)
     assert r.status_code == 503 and r.json["status"] == 503
     assert backend.profiles("acme") == []
+
+
+def test_the_issued_hint_and_the_login_delay_are_settings(client: FlaskClient, backend: MockBackend) -> None:
+    r = client.put("/_mock/settings", json={"location_hint": "35_0", "login_sync_delay": 600})
+    assert r.status_code == 200 and r.json["location_hint"] == "35_0" and r.json["login_sync_delay"] == 600
+    answer = visit(client).json
+    assert answer["id"]["tntId"].endswith(".35_0") and answer["edgeHost"] == "mboxedge35.tt.omtrdc.net"
+    r = client.put("/_mock/settings", json={"location_hint": "mboxedge35"})
+    assert r.status_code == 400 and "location_hint takes a location hint such as '28_0'" in r.json["error"]
+    r = client.put("/_mock/settings", json={"tenant": "acme", "profile_lifetime": 90 * DAY})
+    assert r.status_code == 200 and r.json["profile_lifetime"] == 90 * DAY
