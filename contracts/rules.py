@@ -36,6 +36,7 @@ class Limits:
     parameter_name_chars: int = 128  # DELIVERY-OAS "Parameter name max length 128"
     mbox_parameter_value_chars: int = 5000  # DELIVERY-OAS "Parameter value length max 5000"
     profile_parameter_value_chars: int = 256  # LIMITS (corrected 2025-10-27): profile values for the Delivery API
+    profile_data_bytes: int = 64 * 1024  # EL-BULK (since 2024-09-18): external profile data at most 64 KB
 
 
 LIMITS = Limits()
@@ -290,6 +291,10 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule("token.scope-alias", _D, "The token route's parameter is authorizationScope.",
          "The Admin API spec names the parameter authorizationScope; scope= is not documented.",
          "Send ?authorizationScope=profile_api instead of ?scope=profile_api.", "ADMIN-OAS; a public client"),
+    Rule("profile.size", _D, "A profile's attribute data stays within 64 KB.",
+         "The external profile data (Customer Attributes, Profile API, in-mbox profile parameters, profile "
+         "scripts) must not exceed 64 KB; what Target does beyond it is undocumented.",
+         "Send fewer or shorter attributes; keep large data outside Target and send a key.", "EL-BULK 2024-09-18"),
     # --- Delivery API ---------------------------------------------------------------------
     Rule("delivery.session-id", _E, "A delivery call names its session in ?sessionId=.",
          "sessionId is required: any printable string without space, ? or /, 1 to 128 characters.",

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from target_profile_mock.contracts.batch import BatchFile
 from target_profile_mock.contracts.delivery import DeliveryRequest, delivery_response
-from target_profile_mock.contracts.rules import Violation, rule
+from target_profile_mock.contracts.rules import LIMITS, Violation, rule
 
 from .clock import Clock
 from .config import TENANT_KEYS, MockConfig
@@ -133,6 +133,14 @@ def shown(value: Any) -> str:
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _over_limit(profile: Any) -> int | None:
+    """The profile's attribute data size when it is over the documented 64 KB, else None."""
+    if profile is None:
+        return None
+    size = profile.data_bytes()
+    return size if size > LIMITS.profile_data_bytes else None
 
 
 class MockBackend:
@@ -506,7 +514,9 @@ class MockBackend:
 
     # --- edge operations (called by the HTTP layer) ----------------------------------------------
     def single_update(self, tenant: str, kind: IdKind, profile_id: str, fallback: tuple[IdKind, str] | None,
-                      attributes: dict[str, str]) -> None:
+                      attributes: dict[str, str]) -> int | None:
+        """Apply (or, with an update delay, queue) a single update. Returns the profile's attribute data
+        size when the update left it over the 64 KB profile data limit, else None."""
         with self.lock:
             t = self.tenant(tenant)
             now = self.now_ms()
@@ -514,8 +524,9 @@ class MockBackend:
             delay = t.setting("update_delay") or 0
             if delay:
                 t.pending.append(PendingUpdate(now + int(delay * 1000), kind, profile_id, fallback, attributes))
-            else:
-                t.apply_update(kind, profile_id, fallback, attributes, now)
+                return None
+            profile = t.apply_update(kind, profile_id, fallback, attributes, now)
+            return _over_limit(profile)
 
     def visit(self, tenant: str, req: DeliveryRequest) -> dict[str, Any]:
         """A Delivery API call that passed the contract checks: find or start the visitor's profile,
@@ -558,6 +569,11 @@ class MockBackend:
                 store.link(profile, "marketingCloudVisitorId", ecid)
             profile.update(req.profile_parameters, now)
             profile.touch(now)
+            over = _over_limit(profile) if req.profile_parameters else None
+            if over is not None:
+                req.violations.append(Violation(rule("profile.size"), f"the visitor's profile now holds {over:,} "
+                                                f"bytes of attribute data; the limit is {LIMITS.profile_data_bytes:,}",
+                                                "profileParameters"))
             tnt_id = profile.tnt_id or ""
             cluster = tnt_id.partition(".")[2].partition("_")[0] or hint.partition("_")[0]
             request_id = req.request_id or str(uuid.UUID(int=self._rng.getrandbits(128), version=4))

@@ -176,3 +176,10 @@ def test_the_issued_hint_and_the_login_delay_are_settings(client: FlaskClient, b
     assert r.status_code == 400 and "location_hint takes a location hint such as '28_0'" in r.json["error"]
     r = client.put("/_mock/settings", json={"tenant": "acme", "profile_lifetime": 90 * DAY})
     assert r.status_code == 200 and r.json["profile_lifetime"] == 90 * DAY
+
+
+def test_a_visit_past_the_64_kb_profile_data_limit_is_recorded(client: FlaskClient, backend: MockBackend) -> None:
+    backend.seed_profile("acme", tnt_id="1-1.28_0", attributes={f"a{i}": "x" * 1000 for i in range(66)})
+    r = visit(client, {"execute": {"pageLoad": {"profileParameters": {"tier": "gold"}}}}, tntId="1-1")
+    assert r.status_code == 200
+    assert [v.rule_id for v in backend.journal.entries()[-1].violations] == ["profile.size"]

@@ -241,3 +241,16 @@ def test_garbage_never_gets_a_500(client: FlaskClient, query: bytes, body: bytes
 def test_any_json_object_never_gets_a_500(client: FlaskClient, payload: dict) -> None:
     r = client.post(URL, data=json.dumps({"mbox3rdPartyId": "u", **payload}), content_type="application/json")
     assert r.status_code in (200, 400), r.data
+
+
+def test_an_update_past_the_64_kb_profile_data_limit_is_recorded(client, backend) -> None:
+    backend.seed_profile("demo", third_party_id="big", attributes={f"a{i}": "x" * 1000 for i in range(64)})
+    r = client.post("/m2/demo/profile/update", data={"mbox3rdPartyId": "big", "profile.tier": "gold"})
+    assert r.status_code == 200
+    entry = backend.journal.entries()[-1]
+    assert [v.rule_id for v in entry.violations] == []  # 64 x 1,002 bytes + 9: under 65,536
+    r = client.post("/m2/demo/profile/update", data={"mbox3rdPartyId": "big", "profile.more": "y" * 2000})
+    assert r.status_code == 200 and b"<success>true</success>" in r.data  # accepted: the behaviour is undocumented
+    entry = backend.journal.entries()[-1]
+    assert [v.rule_id for v in entry.violations] == ["profile.size"]
+    assert "the limit is 65,536" in entry.violations[0].detail

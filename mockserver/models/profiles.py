@@ -91,6 +91,10 @@ class Profile:
         self._row, self._base = row, (names, ts_ms)
         self._settle()
 
+    def data_bytes(self) -> int:
+        """The UTF-8 size of its attribute names and values (what the 64 KB profile data limit counts)."""
+        return sum(len(name.encode()) + len(value.encode()) for name, (value, _) in self.attrs.items())
+
     def values(self) -> dict[str, str]:
         return {k: v for k, (v, _) in self.attrs.items()}
 

@@ -133,15 +133,15 @@ class Tenant:
             batch.polls += 1
 
     def apply_update(self, kind: IdKind, profile_id: str, fallback: tuple[IdKind, str] | None,
-                     attributes: dict[str, str], ts_ms: int) -> bool:
-        """Update an existing profile; an unknown id changes nothing (updates never create)."""
+                     attributes: dict[str, str], ts_ms: int) -> Profile | None:
+        """Update an existing profile and return it; an unknown id changes nothing (updates never create)."""
         profile = self.profiles.find(kind, profile_id)
         if profile is None and fallback is not None:
             profile = self.profiles.find(*fallback)
         if profile is None:
-            return False
+            return None
         profile.update(attributes, ts_ms)
-        return True
+        return profile
 
     def connect(self, tnt_id: str, third_party_id: str, ts_ms: int) -> Profile | None:
         """A login: the visitor of ``tnt_id`` is the customer ``third_party_id``. Their profiles become

@@ -69,6 +69,8 @@ def delivery(be: MockBackend, req: Request) -> Response:
     faulted = _fault("delivery", tenant, be, req)
     if faulted is not None:
         return finish(faulted, be, entry)
+    known = len(parsed.violations)
     answer = be.visit(tenant, parsed)
+    entry.violations += parsed.violations[known:]  # what applying it found (the profile data limit)
     entry.parsed["tntId"] = answer["id"]["tntId"]
     return finish(json_response(answer), be, entry)

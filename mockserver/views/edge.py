@@ -138,7 +138,10 @@ def single_update(be: MockBackend, req: Request, client: str) -> Response:
     assert update.id_kind is not None and update.profile_id is not None
     kind: Literal["tntId", "thirdPartyId"] = "thirdPartyId" if update.id_kind == "mbox3rdPartyId" else "tntId"
     fallback = ("tntId", update.other_id[1]) if update.other_id else None
-    be.single_update(tenant, kind, update.profile_id, fallback, update.attributes)  # type: ignore[arg-type]
+    over = be.single_update(tenant, kind, update.profile_id, fallback, update.attributes)  # type: ignore[arg-type]
+    if over is not None:
+        entry.violations.append(Violation(rule("profile.size"), f"the profile now holds {over:,} bytes of attribute "
+                                          f"data; the limit is {LIMITS.profile_data_bytes:,}", "profile"))
     return finish(xml_response(update_success()), be, entry)
 
 
