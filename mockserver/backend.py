@@ -139,6 +139,9 @@ def _over_limit(profile: Any) -> int | None:
     """The profile's attribute data size when it is over the documented 64 KB, else None."""
     if profile is None:
         return None
+    # a UTF-8 character is at most 4 bytes: most profiles are far under the limit by their length alone
+    if 4 * sum(len(name) + len(value) for name, (value, _) in profile.attrs.items()) <= LIMITS.profile_data_bytes:
+        return None
     size = profile.data_bytes()
     return size if size > LIMITS.profile_data_bytes else None
 
