@@ -208,7 +208,7 @@ class _ErrorTask(ErrorTask):
         headers = self.request.headers  # empty when the headers themselves were refused
         host = headers.get("HOST") or self.channel.server.effective_host
         client = edge.group("m2") or edge.group("admin")
-        if operation == "fetch":
+        if operation in ("fetch", "delivery"):
             client = query_args(query.encode("latin-1")).get("client") or None
         if client in (None, "client"):
             client = client_code_from_host(host) or backend.config.client_code
@@ -232,12 +232,15 @@ def _operation(edge: re.Match[str] | None) -> str | None:
         return None
     if edge.group("admin"):
         return "token"
+    if edge.group("delivery"):
+        return "delivery"
     return {"update": "single-update", "batchUpdate": "batch-submit", "batchStatus": "batch-status"}.get(
         edge.group("op") or "", "fetch")
 
 
 _EDGE_PATH = re.compile(r"/m2/(?P<m2>[^/]+)(?:/v2)?/profile/(?P<op>update|batchUpdate|batchStatus)/?"
                         r"|/rest/v1/profiles/.+"
+                        r"|/rest/v1/(?P<delivery>delivery)/?"
                         r"|/(?P<admin>[^/]+)/target/authentication/token/?")
 _REASONS = {414: "URI Too Long"}
 

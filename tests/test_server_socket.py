@@ -223,3 +223,12 @@ def test_idle_and_slow_connections_do_not_shut_out_other_clients(be: MockBackend
         for sock in held:
             sock.close()
 
+
+
+def test_huge_headers_on_the_delivery_api_are_journaled_as_a_visit(be: MockBackend, server: LiveServer) -> None:
+    status, headers, body = exchange(server, b"POST /rest/v1/delivery?client=acme&sessionId=s HTTP/1.1\r\n"
+                                             b"Host: x\r\nX-Big: " + b"b" * 300_000 + b"\r\n\r\n")
+    assert status == 431 and headers["content-type"].startswith("application/json")
+    assert json.loads(body)["status"] == 431
+    [entry] = be.journal.entries()
+    assert (entry.operation, entry.tenant, entry.path, entry.status) == ("delivery", "acme", "/rest/v1/delivery", 431)
