@@ -590,8 +590,6 @@ class MockBackend:
             raise ControlError(f"an offer's type is json or html, not {offer_type!r}")
         if not isinstance(mbox, str) or not mbox:
             raise ControlError("an offer needs a non-empty mbox name")
-        if offer_type == "html" and content is not None and not isinstance(content, str):
-            raise ControlError("an html offer's content is a string")
         with self.lock:
             offers = self.tenant(tenant).offers
             if content is None:

@@ -95,7 +95,7 @@ def test_lifetime_setting_is_checked(backend: MockBackend) -> None:
 
 def test_control_api_expires_and_deletes_one_profile(client: FlaskClient, seeded: MockBackend) -> None:
     seeded.seed_profile("acme", third_party_id="c-2")
-    r = client.post("/_mock/tenants/acme/profiles/tntId/1-1/expire")
+    r = client.post("/_mock/tenants/acme/expire/tntId/1-1")
     assert r.status_code == 200 and r.json["thirdPartyId"] == "c-1"
     assert fetch(client).status_code == 404
     r = client.delete("/_mock/tenants/acme/profiles/thirdPartyId/c-2")

@@ -231,7 +231,7 @@ def delete_profile(tenant: str, kind: str, profile_id: str) -> Response:
     return json_response(backend().delete_profile(tenant, kind, profile_id))  # type: ignore[arg-type]
 
 
-@bp.post("/tenants/<tenant>/profiles/<kind>/<path:profile_id>/expire")
+@bp.post("/tenants/<tenant>/expire/<kind>/<path:profile_id>")
 def expire_profile(tenant: str, kind: str, profile_id: str) -> Response:
     return json_response(backend().expire_profile(tenant, kind, profile_id))  # type: ignore[arg-type]
 
