@@ -317,6 +317,34 @@ def _split(line: bytes, lineno: int, tally: _Tally) -> list[str] | None:
     return cells
 
 
+_ENCODED_SEPARATOR = re.compile(rb"%(?:2C|0A|0D)", re.IGNORECASE)
+
+
+def _form_encoded(line: bytes, tally: _Tally) -> bool:
+    """Whether the header line is a form-encoded file (``data={"batch": text}``: the commas and line
+    breaks between cells arrive as %2C and %0A); records the refusal when it is."""
+    if b"," in line or not _ENCODED_SEPARATOR.search(line):
+        return False
+    text = unquote_plus(line.decode("utf-8", "replace"), errors="replace")
+    if "," not in text and "\n" not in text:
+        return False  # an encoded separator inside a single name: the header rules judge it
+    first, _, rest = text.partition("\n")
+    first = first.removesuffix("\r")
+    if rest.strip():
+        detail = (f"the whole file arrived form-encoded as one field (its commas and line breaks sent as %2C and "
+                  f"%0A, as requests' data={{'batch': text}} sends it), so the header reads {_clip(first)!r} and "
+                  f"no row follows")
+    else:
+        detail = (f"the header's commas arrived percent-encoded (%2C), so it reads as one column named "
+                  f"{_clip(first)!r}; encode the cells, not the commas between them")
+    tally.add("batch.form-encoded-file", detail, "line 1")
+    return True
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _header(cells: list[str], tally: _Tally) -> tuple[BatchKey | None, tuple[str, ...]]:
     first = cells[0] if cells else ""
     if first in ("pcId", "thirdPartyId"):
@@ -396,6 +424,8 @@ def parse_batch(
                           "the body does not start with batch=; send the file as "
                           "batch=<header line> followed by the rows", "line 1")
             return True
+        if _form_encoded(line, tally):
+            return True
         cells = _split(line, lineno, tally)
         if cells is None:
             return True
@@ -474,7 +504,13 @@ def parse_batch(
                   f"the file is over {max_bytes:,} bytes; the limit is {max_bytes:,} bytes (50 MB)", "body")
     result.size = counter[0]
     if header_done and not rows and not tally.has_error():
-        tally.add("batch.header-only", "the file has a header but no rows; it is accepted and skipped", "body")
+        detail = "the file has a header but no rows; it is accepted and skipped"
+        if lineno == 1 and transport == "form":
+            # one line with no line break at all: what curl -d @file makes of a whole file
+            detail = (f"the body is a single line with no line break, read as a header of {width + 1} columns and "
+                      "no rows; it is accepted and skipped. If it was sent with curl -d/--data @file, curl removed "
+                      "the file's line breaks: send files with curl --data-binary @file")
+        tally.add("batch.header-only", detail, "body")
     result.violations = tally.violations()
     if tally.has_error():
         result.rows = []  # a refused file is never applied; free it now

@@ -232,7 +232,8 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule("batch.row-without-id", _D, "Every row has an id.", "Undocumented; here such a row counts as a failed update.",
          "Drop rows that have no id.", "EL-BULK (silent)"),
     Rule("batch.header-only", _D, "A batch has data rows.", "Undocumented; here it is accepted and skipped.",
-         "Do not submit empty batches.", "EL-BULK (silent)"),
+         "Do not submit empty batches. A file sent with curl -d @file loses its line breaks (curl strips them): "
+         "send files with curl --data-binary @file.", "EL-BULK (silent)"),
     Rule("batch.content-type", _D, "The batch body is sent as application/x-www-form-urlencoded.",
          "curl --data-binary (the documented request) sends application/x-www-form-urlencoded; "
          "no other content type is documented.",
@@ -241,6 +242,13 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule("batch.multipart", _D, "The batch file is the raw body, not a multipart upload.",
          "There is no multipart upload and no file field name.",
          "Send the file itself as the body (curl --data-binary @file).", "EL-BULK"),
+    Rule("batch.form-encoded-file", _E, "The batch file is the body itself, not a form-encoded field.",
+         "The body is the file: batch= then the header line and one line per row, with each cell URL-encoded "
+         "(curl --data-binary @file); the commas and line breaks between cells are not encoded.",
+         "Send the file's own bytes as the body (requests.post(url, data=file_bytes) or curl --data-binary @file), "
+         "starting batch=, instead of data={'batch': text}, which form-encodes the whole file. A multipart upload "
+         "(files={'batch': file}) also works here, though Adobe documents only the raw body.",
+         "EL-BULK 2024-05-29, COMMUNITY-752595"),
     Rule("batch.ecid-key", _E, "The batch key is not the Marketing Cloud visitor ID.",
          "The Marketing Cloud visitor ID is not supported as a batch key.",
          "Key the batch by pcId or thirdPartyId.", "EL-BULK"),

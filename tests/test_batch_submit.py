@@ -87,6 +87,35 @@ def test_documented_sample_with_real_curl(app, backend, tmp_path: Path):
     assert b"<profilesNotFound>4</profilesNotFound>" in status.content  # v1: unknown pcIds are not created
 
 
+def test_file_posted_as_a_form_field_is_refused_saying_what_happened(app, backend):
+    # a common mistake: requests form-encodes the whole file into one field
+    text = "thirdPartyId,tier\ncust-1,gold\ncust-2,silver\n"
+    with LiveServer(app) as server:
+        r = requests.post(f"{server.url}/m2/demo/v2/profile/batchUpdate", data={"batch": text}, timeout=10)
+    assert r.status_code == 400
+    fields = parse_response(r.content)
+    assert (fields["success"], fields["batchStatus"]) == ("false", "")
+    assert fields["message"].startswith("[batch.form-encoded-file] the whole file arrived form-encoded as one field")
+    assert "'thirdPartyId,tier'" in fields["message"]
+    assert backend.batches("demo") == []
+    assert [v.rule_id for v in last_entry(backend).violations] == ["batch.form-encoded-file"]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl command")
+def test_curl_data_at_file_strips_line_breaks_and_the_deviation_says_so(app, backend, tmp_path: Path):
+    path = tmp_path / "batch.txt"
+    path.write_bytes(b"batch=thirdPartyId,tier\ncust-1,gold\ncust-2,silver\n")
+    with LiveServer(app) as server:
+        proc = subprocess.run(["curl", "-sS", "-d", f"@{path}", f"{server.url}/m2/demo/v2/profile/batchUpdate"],
+                              capture_output=True, timeout=30, check=True)
+    assert parse_response(proc.stdout)["success"] == "true"  # accepted: a header-only batch, skipped
+    entry = last_entry(backend)
+    assert entry.body == b"batch=thirdPartyId,tiercust-1,goldcust-2,silver"  # what curl -d sent
+    (v,) = entry.violations
+    assert v.rule_id == "batch.header-only"
+    assert "curl removed the file's line breaks: send files with curl --data-binary @file" in v.detail
+
+
 # --- cell encoding -----------------------------------------------------------------------------------
 def test_percent_encoded_special_characters_land_in_the_profile(bulk, client):
     body = (b"batch=thirdPartyId,plus,amp,eq,pct,comma,quote,accent,space\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from urllib.parse import quote, urlencode
 
 import pytest
 from hypothesis import given, settings
@@ -119,6 +120,50 @@ def test_body_without_batch_prefix_is_an_error_for_a_form_body_only():
     assert csv_file.accepted
     assert ids(csv_file) == {"batch.content-type"}
     assert ids(parse_batch(b"pcId,a\n1-1,x\n", transport="multipart")) == {"batch.multipart"}
+
+
+def test_whole_file_form_encoded_as_one_field_is_refused_saying_so():
+    # requests.post(url, data={"batch": text}) urlencodes the whole file into one field
+    text = "thirdPartyId,tier,city\nc-1,gold,New York\nc-2,silver,Paris\n"
+    f = parse_batch(urlencode({"batch": text}).encode())
+    assert ids(f) == {"batch.form-encoded-file"}  # not a bad key header, and no raw-plus noise
+    assert f.rows == []
+    detail = f.errors[0].detail
+    assert "the whole file arrived form-encoded as one field" in detail
+    assert "data={'batch': text}" in detail
+    assert "'thirdPartyId,tier,city'" in detail
+    assert "--data-binary" in f.errors[0].rule.fix and "data=file_bytes" in f.errors[0].rule.fix
+
+
+def test_form_encoding_is_recognised_with_quote_and_with_the_prefix_inside():
+    text = "batch=pcId,a\r\n1-1,x\r\n"
+    f = parse_batch(b"batch=" + quote(text, safe="").encode())
+    assert ids(f) == {"batch.form-encoded-file"}
+    assert "'batch=pcId,a'" in f.errors[0].detail
+
+
+def test_header_with_percent_encoded_commas_is_refused_saying_so():
+    f = parse_batch(b"batch=thirdPartyId%2Ctier\nc-1,gold\n")
+    assert ids(f) == {"batch.form-encoded-file"}
+    assert "the header's commas arrived percent-encoded" in f.errors[0].detail
+
+
+def test_an_encoded_comma_inside_one_header_name_is_not_a_form_encoded_file():
+    # raw commas separate the cells: %2C is part of a name, and the header rules judge it
+    assert ids(parse_batch(b"batch=thirdPartyId,a%2Cb\nc-1,x\n")) == set()
+    assert "batch.form-encoded-file" not in ids(parse_batch(b"batch=thirdPartyId%2D\nc-1,x\n"))
+
+
+def test_a_body_without_line_breaks_hints_at_curl_data_binary():
+    # curl -d @file strips the file's line breaks: the rows run into the header
+    f = parse_batch(b"batch=thirdPartyId,tierc-1,goldc-2,silver")
+    assert ids(f) == {"batch.header-only"}
+    detail = f.deviations[0].detail
+    assert "single line with no line break" in detail and "header of 4 columns" in detail
+    assert "curl -d/--data @file" in detail and "--data-binary @file" in detail
+    # a header-only file that does end its line gets no curl hint
+    plain = parse_batch(b"batch=thirdPartyId,tier\n").deviations[0].detail
+    assert plain == "the file has a header but no rows; it is accepted and skipped"
 
 
 def test_empty_body_is_an_error():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
@@ -230,6 +230,16 @@ def _not_a_key(name: str) -> str:
 
 
 _ECID_NAMES = ("marketingcloudvisitorid", "ecid", "mcid")
+
+
+@_breaks("batch.form-encoded-file", "batch-submit")
+def _form_encoded_file(client: str) -> st.SearchStrategy[tuple[HttpRequest, str]]:
+    def build(c: BatchCall, plus: bool) -> tuple[HttpRequest, str]:
+        # requests' data={"batch": text} (urlencode: quote_plus), or a whole-file quote()
+        text = c.body[len(b"batch="):].decode("ascii")
+        encoded = quote_plus(text, safe="") if plus else quote(text, safe="")
+        return _submit(c, b"batch=" + encoded.encode("ascii")), "the whole file form-encoded as one field"
+    return st.builds(build, batch_files(client=client, max_rows=5, max_attributes=3), st.booleans())
 
 
 @_breaks("batch.ecid-key", "batch-submit")
