@@ -376,6 +376,13 @@ _RULE_LIST: tuple[Rule, ...] = (
          "Adobe's examples use the literal /m2/client/ with the client code in the host; "
          "whether the server accepts it is undocumented.",
          "Put your client code in the path: /m2/<clientCode>/...", "EL-SINGLE, EL-BULK"),
+    Rule("tenant.unknown", _D, "Requests go to a client code the test set up.",
+         "Not an Adobe rule: the fake's own check. Adobe documents the client code in the host and the "
+         "/m2/<clientCode>/ path, not how Target answers a client code that does not exist; the fake serves any "
+         "client code as a new, empty tenant.",
+         "Send to the test's client code (the marker's client_code=, or a tenant seeded or configured through the "
+         "handle); a test that uses another client code on purpose allows the rule: allow('tenant.unknown').",
+         "EL-SINGLE, EL-BULK (silent); the fake's own check"),
 )
 
 RULES: dict[str, Rule] = {r.id: r for r in _RULE_LIST}

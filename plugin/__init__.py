@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Settings", "TargetProfiles"]
+__all__ = ["BatchNotFoundError", "ProfileNotFoundError", "Settings", "TargetProfiles"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "TargetProfiles":
-        from .handle import TargetProfiles
+    if name in ("TargetProfiles", "ProfileNotFoundError", "BatchNotFoundError"):
+        from . import handle
 
-        return TargetProfiles
+        return getattr(handle, name)
     if name == "Settings":
         from .options import Settings
 

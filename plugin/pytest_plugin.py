@@ -80,7 +80,9 @@ def pytest_configure(config: pytest.Config) -> None:
             except OptionError as exc:
                 raise pytest.UsageError(f"{source}: {exc}") from None
     config.stash[_DEFAULTS] = Settings().merge(**given)
-    config.stash[_NOTES] = []
+    notes: list[tuple[str, str]] = []
+    config.stash[_NOTES] = notes
+    config.pluginmanager.register(_Notes(notes), "target_profiles_notes")
 
 
 # --- settings ---------------------------------------------------------------------------------------
@@ -205,7 +207,7 @@ def target_profiles() -> Iterator[TargetProfiles]:
     interceptor = fake.interceptor(block=block)
     # the mock is handed over only when the test asks for it: one nobody touched serves the next test too
     handle = TargetProfiles(fake.backend, fake.app, settings, bridge=fake.bridge,
-                            get_responses_mock=lambda: interceptor.mock)
+                            get_responses_mock=lambda: interceptor.mock, reset=lambda: fake.prepare(settings))
     patch = fake.httpx_patch(block=block) if settings.httpx and _has_httpx() else None
     aio = None
     if settings.aiohttp and _has_aiohttp():
@@ -245,7 +247,8 @@ def target_profile_server(target_profile_server_fake: SessionFake) -> Iterator[T
     fake = target_profile_server_fake
     assert fake.server is not None
     fake.prepare(settings)
-    handle = TargetProfiles(fake.backend, fake.app, settings, url=fake.server.url, bridge=fake.bridge)
+    handle = TargetProfiles(fake.backend, fake.app, settings, url=fake.server.url, bridge=fake.bridge,
+                            reset=lambda: fake.prepare(settings))
     try:
         if settings.fake_sleep:
             handle.fake_sleep()
@@ -255,31 +258,102 @@ def target_profile_server(target_profile_server_fake: SessionFake) -> Iterator[T
         handle.close()
 
 
-# --- strict check and deviation notes ---------------------------------------------------------------
+# --- strict check, contract reports and deviation notes ---------------------------------------------
+_SUMMARY = pytest.StashKey[str]()
+#: The report attribute carrying a test's deviation summary: set where the test ran (an xdist worker
+#: too), it travels with the serialised report, and the summary is gathered where reports are logged.
+_REPORT_ATTR = "target_profiles_deviations"
+#: How the strict check's failure message starts.
+_STRICT_HEAD = "The code under test sent "
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     # Checked at the end of the call phase, not in fixture teardown: the test is reported as failed
     # (with this message), not as an error in teardown.
-    result = yield
+    try:
+        result = yield
+    except (Exception, pytest.fail.Exception) as exc:
+        # the test failed on its own: what the fake refused or doubted may be why, so show it (unless
+        # the failure is already the contract report, from an example() block)
+        if not str(exc).startswith(_STRICT_HEAD):
+            _explain_failure(item)
+        raise
     handles = item.stash.get(_HANDLES, None)
     if handles:
+        _warn_if_examples_share_state(item, handles)
         flagged = [h for h in handles if h.broke_any_rule()]
         for handle in flagged:
             message = handle.strict_failure()
             if message is not None:
+                _note_deviations(item, flagged)
                 pytest.fail(message, pytrace=False)
         if flagged:
-            _note_deviations(item, flagged)
+            _note_deviations(item, flagged, section=True)
     return result
 
 
-def _note_deviations(item: pytest.Item, handles: list[TargetProfiles]) -> None:
+def _explain_failure(item: pytest.Item) -> None:
+    handles = item.stash.get(_HANDLES, None)
+    if not handles:
+        return
+    flagged = [h for h in handles if h.broke_any_rule()]
+    found = [pair for h in flagged for pair in h.violations()]
+    if not found:
+        return
+    from .report import contract_report
+
+    refused = sum(1 for _, vs in found if any(v.rule.is_error for v in vs))
+    head = (f"The fake refused {refused} request(s) in this test" if refused else
+            "The fake accepted these requests, but Adobe does not document them")
+    item.add_report_section("call", "target-profiles contract report",
+                            f"{head}; the failure may come from them:\n\n{contract_report(found)}")
+    _note_deviations(item, flagged)
+
+
+def _note_deviations(item: pytest.Item, handles: list[TargetProfiles], *, section: bool = False) -> None:
     from .report import contract_report, deviation_summary
 
     found = [pair for h in handles for pair in h.violations(errors=False)]
     if found:
-        item.add_report_section("call", "target-profiles deviations", contract_report(found))
-        item.config.stash[_NOTES].append((item.nodeid, deviation_summary(found)))
+        if section:
+            item.add_report_section("call", "target-profiles deviations", contract_report(found))
+        item.stash[_SUMMARY] = deviation_summary(found)
+
+
+def _warn_if_examples_share_state(item: pytest.Item, handles: list[TargetProfiles]) -> None:
+    # A @given test whose examples never reset the fake sees each other's profiles, batches and requests.
+    if not getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+        return
+    if any(h.examples == 0 and len(h.journal) for h in handles):
+        import warnings
+
+        warnings.warn(pytest.PytestWarning(
+            f"{item.nodeid}: a @given test used the fake without target_profiles.example(): its examples share "
+            "one fake (profiles, batches, requests, faults). Wrap the test's body in "
+            "`with target_profiles.example():` to start each example afresh."), stacklevel=1)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report = yield
+    summary = item.stash.get(_SUMMARY, None) if call.when == "call" else None
+    if summary:
+        setattr(report, _REPORT_ATTR, summary)
+    return report
+
+
+class _Notes:
+    """Gathers the deviation summaries where reports are logged: in the only process, or on the xdist
+    controller from the workers' reports, which carry the attribute across."""
+
+    def __init__(self, notes: list[tuple[str, str]]) -> None:
+        self.notes = notes
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        summary = getattr(report, _REPORT_ATTR, None)
+        if summary:
+            self.notes.append((report.nodeid, summary))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -121,6 +121,7 @@ import pytest, requests
 from client import TargetClient
 
 def test_helpers_pass(target_profiles):
+    target_profiles.seed_profile("c-1")
     client = TargetClient("demo")
     client.update("c-1", tier="gold", city="Paris")
     target_profiles.assert_updated("c-1", attributes={"tier": "gold"})
@@ -129,6 +130,7 @@ def test_helpers_pass(target_profiles):
     target_profiles.assert_not_called("batch-submit")
 
 def test_updated_nearest(target_profiles):
+    target_profiles.seed_profiles([{"thirdPartyId": "c-1"}, {"thirdPartyId": "c-2"}])
     client = TargetClient("demo")
     client.update("c-2", tier="bronze")
     client.update("c-1", tier="gold")
@@ -148,6 +150,7 @@ def test_called_times(target_profiles):
     target_profiles.assert_called("single-update", times=2)
 
 def test_too_many(target_profiles):
+    target_profiles.seed_profile("c-1")
     TargetClient("demo").update("c-1", a="1")
     TargetClient("demo").update("c-1", a="1")
     target_profiles.assert_updated("c-1", attributes={"a": "1"})

@@ -123,7 +123,7 @@ def test_reads_have_no_side_effects(run: Run) -> None:
             requests.post("https://demo.tt.omtrdc.net/m2/demo/v2/profile/batchUpdate",
                           data="batch=thirdPartyId,a\\nc-1,1\\n")
             assert target_profiles.force_batch(state="stuck")["status"] == "stuck"
-            assert target_profiles.profile("c-1") is None
+            assert target_profiles.profile("c-1", default=None) is None
     ''')
     result.assert_outcomes(passed=2)
 

@@ -33,6 +33,7 @@ def test_live_server_is_shared_and_reset(run: Run) -> None:
 
         def test_a_client_in_another_process(target_profile_server):
             import subprocess, sys
+            target_profile_server.seed_profile("c-9")
             code = ("import requests, sys; r = requests.post(sys.argv[1] + '/m2/demo/profile/update?"
                     "mbox3rdPartyId=c-9&profile.a=1'); print(r.status_code)")
             out = subprocess.run([sys.executable, "-c", code, target_profile_server.url], capture_output=True,
