@@ -104,7 +104,7 @@ CONFTEST = textwrap.dedent('''
 
 HEADER = textwrap.dedent(f'''
     import requests, responses
-    URL = {URL!r}
+    URL = {URL.replace(TENANT, "demo")!r}  # the fixture's default client code: a request to another is noted
     PATH = "/m2/demo/profile/update?{QUERY}"
     BODY = b"<response><success>true</success></response>"
     XML = "application/xml;charset=UTF-8"
