@@ -87,7 +87,7 @@ def test_handle_visit_login_update_and_expiry(run: Run) -> None:
             target_profiles.seed_profile("c-1")
             target_profiles.seed_profile("c-2")
             assert target_profiles.expire_profile("c-1")["thirdPartyId"] == "c-1"
-            assert target_profiles.profile("c-1") is None
+            assert target_profiles.profile("c-1", default=None) is None
             target_profiles.delete_profile(third_party_id="c-2")
             assert target_profiles.profiles() == []
 
