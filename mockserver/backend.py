@@ -192,6 +192,39 @@ class MockBackend:
     def now_ms(self) -> int:
         return self.clock.now_ms()
 
+    def tenant_summary(self, tenant: str) -> dict[str, Any]:
+        """What the fake holds for one tenant, in counts: profiles, batches by state, journaled requests,
+        delayed updates, the next time-based change, auth and the rate-limit windows. A read: it settles
+        what the clock made due and creates nothing."""
+        with self.lock:
+            t = self._tenants.get(tenant)
+            if t is None:
+                raise ControlError(f"no tenant {tenant!r}; GET /_mock/tenants lists them", 404)
+            now = self.now_ms()
+            t.settle(now)
+            states = {"incomplete": 0, "complete": 0, "stuck": 0}
+            for b in t.batches:
+                states[b.state] += 1
+            due = [d for b in t.batches if (d := b.due_ms()) is not None] + [p.visible_ms for p in t.pending]
+            token = t.token if t.token is not None and t.token.valid(now) else None
+            seconds = now / 1000
+            return {
+                "tenant": tenant,
+                "profiles": len(t.profiles),
+                "batches": states,
+                "requests": sum(1 for e in self.journal if e.tenant == tenant),
+                "pendingUpdates": len(t.pending),
+                "nextChangeAt": min(due, default=None),
+                "auth": {"enabled": bool(t.setting("auth")), "tokenIssued": token is not None,
+                         "tokenExpiresIn": None if token is None or token.ttl is None else token.expires_in(now)},
+                "rateLimits": {
+                    "bulk": {"limit": t.bulk_window.limit, "windowSeconds": t.bulk_window.window,
+                             "used": t.bulk_window.count(seconds)},
+                    "single": {"limit": t.single_window.limit, "windowSeconds": t.single_window.window,
+                               "used": t.single_window.count(seconds)},
+                },
+            }
+
     @property
     def _rng(self) -> random.Random:
         # seeded on first use after a reset: most tests never draw, and seeding costs a reset ~6 us
@@ -410,6 +443,52 @@ class MockBackend:
                 raise ControlError(f"client {tenant} has no profile with {kind} {profile_id!r}", 404)
             t.profiles.remove(p)
             return p.to_dict()
+
+    def find_profiles(self, tenant: str, kind: IdKind, profile_id: str) -> list[dict[str, Any]]:
+        """Profiles named by an id, each with ``writtenBy``: per attribute, the journaled single updates
+        (``{"request": seq}``) and applied batches (``{"batch": id}``) that wrote it, oldest first. A tntId
+        matches with or without its location hint (``1700000000000-1`` finds ``1700000000000-1.01_00``)."""
+        if kind not in ID_KINDS:
+            raise ControlError(f"unknown id kind {kind!r}; use one of {list(ID_KINDS)}", 404)
+        with self.lock:
+            t = self._tenants.get(tenant)
+            if t is None:
+                return []
+            t.settle(self.now_ms())
+            # the store's own look-up: a tntId finds its profile with or without the location hint
+            found = [p] if (p := t.profiles.find(kind, profile_id)) is not None else []
+            out = []
+            for p in found:
+                d = p.to_dict()
+                d["writtenBy"] = self._writers(t.code, d)
+                out.append(d)
+            return out
+
+    def _writers(self, tenant: str, profile: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        ids = {(k, profile[k]) for k in ID_KINDS if profile.get(k)}
+        # the single update's parameter names for the same ids
+        ids |= {({"tntId": "mboxPC", "thirdPartyId": "mbox3rdPartyId"}.get(k, k), v) for k, v in ids}
+        writers: list[tuple[int, dict[str, Any], list[str]]] = []
+        for e in self.journal:
+            if e.operation == "single-update" and e.tenant == tenant and e.status == 200 and e.parsed \
+                    and (e.parsed.get("idKind"), e.parsed.get("id")) in ids:
+                writers.append((e.time_ms, {"request": e.seq}, list(e.parsed.get("attributes") or ())))
+        t = self._tenants[tenant]
+        for b in t.batches:
+            kind = "tntId" if b.file.key == "pcId" else "thirdPartyId"
+            pid = profile.get(kind)
+            if b.state != "complete" or not pid or b.rows() is None or pid in b.failed_ids or pid in b.lost_ids:
+                continue
+            names = [n for rid, attrs in b.file.records() if rid == pid for n in attrs]
+            if names:
+                writers.append((b.ended_ms or b.submitted_ms, {"batch": b.batch_id}, names))
+        writers.sort(key=lambda w: w[0])
+        out: dict[str, list[dict[str, Any]]] = {name: [] for name in profile["attributes"]}
+        for _, who, names in writers:
+            for n in names:
+                if n in out and who not in out[n]:
+                    out[n].append(who)
+        return out
 
     def profiles(self, tenant: str) -> list[dict[str, Any]]:
         with self.lock:

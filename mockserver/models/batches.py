@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -91,6 +92,16 @@ class Batch:
         polls = self.polls + (1 if poll else 0)
         return self.lifecycle.ends(polls, (now_ms - self.submitted_ms) / 1000)
 
+    def due_ms(self) -> int | None:
+        """When the clock alone ends this batch (epoch ms), or None when only polls or a force can."""
+        if self.state != "incomplete" or self.forced:
+            return None
+        if self.lifecycle.mode == "immediate":
+            return self.submitted_ms
+        if self.lifecycle.mode == "seconds":
+            return self.submitted_ms + math.ceil(self.lifecycle.seconds * 1000)
+        return None
+
     def finish(self, outcome: State, store: ProfileStore, now_ms: int) -> None:
         """End the batch; a ``complete`` batch applies its rows, exactly once."""
         if self.state != "incomplete":
@@ -173,6 +184,7 @@ class Batch:
             "polls": self.polls,
             "submittedAt": self.submitted_ms,
             "endedAt": self.ended_ms,
+            "dueAt": self.due_ms(),
             "key": self.file.key,
             "attributes": list(self.file.attributes),
             "batchSize": self.size if self.state == "incomplete" else self.counters.get("batchSize", 0),

@@ -29,6 +29,10 @@ class SlidingWindow:
         events.append(now)
         return None
 
+    def count(self, now: float) -> int:
+        """Events in the window ending at ``now`` (a read: nothing is recorded or dropped)."""
+        return sum(1 for t in self._events if t > now - self.window)
+
     def reset(self) -> None:
         self._events.clear()
 
@@ -69,6 +73,10 @@ class BucketWindow:
     @property
     def used(self) -> int:
         return self._total
+
+    def count(self, now: float) -> int:
+        """Events in the window ending at ``now`` (a read: nothing is recorded or dropped)."""
+        return sum(int(c) for start, c in self._buckets if start > now - self.window)
 
     def reset(self) -> None:
         self._buckets.clear()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -16,6 +17,7 @@ from flask import Blueprint, Response, request
 
 from ..backend import ControlError, shown
 from ..lifecycle import LifecycleError
+from ..models.journal import JournalEntry
 from ..models.profiles import ID_KINDS
 from .common import JSON, backend, json_response
 
@@ -198,6 +200,11 @@ def tenants() -> Response:
 
 @bp.get("/tenants/<tenant>/profiles")
 def list_profiles(tenant: str) -> Response:
+    wanted = [(k, request.args[k]) for k in ID_KINDS if k in request.args]
+    if len(wanted) > 1:
+        raise ControlError(f"search by one id at a time, got {[k for k, _ in wanted]}")
+    if wanted:
+        return json_response(backend().find_profiles(tenant, *wanted[0]))  # type: ignore[arg-type]
     return json_response(backend().profiles(tenant))
 
 
@@ -395,3 +402,89 @@ def put_offer(tenant: str, mbox: str) -> Response:
 def delete_offer(tenant: str, mbox: str) -> Response:
     backend().set_offer(tenant, mbox, None)
     return json_response(backend().offers(tenant))
+
+
+# --- reads for the dashboard (and anyone else watching the fake) ------------------------------------------------
+@bp.get("/tenants/<tenant>")
+def tenant_summary(tenant: str) -> Response:
+    return json_response(backend().tenant_summary(tenant))
+
+
+def verdict(entry: JournalEntry) -> str:
+    """``faulted``, ``error``, ``deviation`` or ``clean``: the worst thing about a journaled request."""
+    if entry.fault:
+        return "faulted"
+    if entry.errors:
+        return "error"
+    return "deviation" if entry.violations else "clean"
+
+
+def entry_summary(entry: JournalEntry) -> dict[str, Any]:
+    """A journal entry without its bodies, headers and curl line: what a table row shows."""
+    return {"seq": entry.seq, "time": entry.time_ms, "operation": entry.operation, "tenant": entry.tenant,
+            "method": entry.method, "path": entry.path, "status": entry.status, "verdict": verdict(entry),
+            "rules": [v.rule.id for v in entry.violations], "fault": entry.fault,
+            "batchId": entry.parsed.get("batchId")}
+
+
+def _whole_arg(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ControlError(f"{name} takes a whole number >= 0, got {raw!r}") from None
+    if value < 0:
+        raise ControlError(f"{name} takes a whole number >= 0, got {raw!r}")
+    return value
+
+
+@bp.get("/journal/<int:seq>")
+def journal_entry(seq: int) -> Response:
+    found = backend().journal.entries(lambda e: e.seq == seq)
+    if not found:
+        raise ControlError(f"no journal entry {seq} (it never existed, was cleared, or the journal dropped it "
+                           "when full)", 404)
+    return json_response({**found[0].to_dict(), "verdict": verdict(found[0])})
+
+
+#: Longest a stream stays open; clients reconnect with ``after`` (a browser's EventSource does so by itself).
+_STREAM_MAX = 300
+
+
+@bp.get("/journal/stream")
+def journal_stream() -> Response:
+    after = _whole_arg("after", 0)
+    wait = _whole_arg("wait", 30)
+    if wait > _STREAM_MAX:
+        raise ControlError(f"wait takes at most {_STREAM_MAX} seconds, got {wait}")
+    op = request.args.get("operation")
+    tenant = request.args.get("tenant")
+    last_id = request.headers.get("Last-Event-ID", "")
+    if last_id.isdigit():  # an EventSource reconnecting
+        after = int(last_id)
+    be = backend()
+
+    def events() -> Iterator[str]:
+        last = after
+        journal = be.journal
+        deadline = time.monotonic() + wait
+        yield "retry: 1000\n\n"
+        while True:
+            if be.journal is not journal:  # a new journal_size started a new journal (and its numbering)
+                journal, last = be.journal, 0
+                yield "event: reset\ndata: {}\n\n"
+            for e in journal.entries(lambda e, seen=last: e.seq > seen):
+                last = e.seq
+                if (op is None or e.operation == op) and (tenant is None or e.tenant == tenant):
+                    yield f"id: {e.seq}\nevent: entry\ndata: {json.dumps(entry_summary(e))}\n\n"
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            # wake at least once a second: writing the heartbeat is how a closed connection is noticed
+            if not journal.wait_for(lambda es, seen=last: bool(es) and es[-1].seq > seen, min(left, 1.0)):
+                yield ": heartbeat\n\n"
+
+    return Response(events(), content_type="text/event-stream;charset=UTF-8",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
