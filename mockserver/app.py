@@ -13,6 +13,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.utils import cached_property
 
+from . import ui
 from .backend import CapacityError, MockBackend
 from .config import MockConfig
 from .models.journal import query_args
@@ -102,6 +103,7 @@ def create_app(backend: MockBackend | None = None, *, config: MockConfig | None 
     app.register_blueprint(edge.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(delivery.bp)
+    app.register_blueprint(ui.bp)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -16,6 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("contracts", "mockserver", "plugin")  # folders of the repository, installed under NAMESPACE
 NAMESPACE = "target_profile_mock"
+#: what an install carries: modules, py.typed, data files, and the dashboard's templates, script and stylesheet
+SUFFIXES = (".py", ".typed", ".json", ".html", ".js", ".css")
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
@@ -42,7 +44,7 @@ def _shipped_sources() -> set[str]:
     out = set()
     for pkg in (*PACKAGES, NAMESPACE):
         for path in (ROOT / pkg).rglob("*"):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".typed", ".json"):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix in SUFFIXES:
                 rel = path.relative_to(ROOT).as_posix()
                 out.add(rel if pkg == NAMESPACE else f"{NAMESPACE}/{rel}")
     return out
