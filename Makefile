@@ -14,7 +14,7 @@ LOCKED = @$(PYTHON) tools/locked.py $(VENV)/.lock $@ $^ --
 # the test extra's requirements, read from pyproject.toml
 TEST_REQUIREMENTS = $(shell $(PYTHON) -c 'import shlex, tomllib; print(shlex.join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["test"]))')
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench screenshots clean
 
 $(VENV)/.created:
 	$(LOCKED) sh -c '$(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet --upgrade pip'
@@ -38,6 +38,10 @@ test: lint
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run.py $(ARGS)
+
+# a PNG of each dashboard page (needs Chromium: apt-get install chromium)
+screenshots: $(VENV)/.installed-test
+	$(BIN)/python tests/dashboard_screenshots.py docs/screenshots
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis
