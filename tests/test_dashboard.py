@@ -72,7 +72,8 @@ def test_a_token_in_the_link_is_kept_and_dropped_from_the_address(locked):
     assert r.status_code == 303 and r.headers["Location"] == "/_mock/ui/requests?tenant=acme"
     assert locked.get("/_mock/ui/requests?tenant=acme").status_code == 200
     other = create_app(MockBackend(MockConfig(control_token=TOKEN))).test_client()
-    assert other.get("/_mock/ui/requests?token=wrong").status_code == 401
+    r = other.get("/_mock/ui/requests?tenant=acme&token=wrong")
+    assert r.status_code == 401 and b'name="next" value="/_mock/ui/requests?tenant=acme"' in r.data
 
 
 # --- what the pages are made of ------------------------------------------------------------------------------

@@ -51,8 +51,7 @@ def _guard() -> Response | None:
     if given is not None:  # a link with ?token=: keep it in the cookie, then drop it from the address bar
         if not _unlocked(given):
             return _login_page("That is not the server's control token.", 401)
-        query = urlencode([(k, v) for k, v in request.args.items(multi=True) if k != "token"])
-        resp = redirect(request.path + (f"?{query}" if query else ""), 303)
+        resp = redirect(_here(), 303)
         _remember(resp, given)
         return resp
     if not _unlocked(request.cookies.get(COOKIE), request.headers.get("X-Mock-Token")):
@@ -64,8 +63,14 @@ def _remember(resp: Response, token: str) -> None:
     resp.set_cookie(COOKIE, token, path="/_mock/ui", httponly=True, samesite="Strict")
 
 
+def _here() -> str:
+    """This page's path and query, without a ``token`` parameter."""
+    query = urlencode([(k, v) for k, v in request.args.items(multi=True) if k != "token"])
+    return request.path + (f"?{query}" if query else "")
+
+
 def _login_page(error: str | None, status: int) -> Response:
-    nxt = request.full_path.rstrip("?") if request.method == "GET" else url_for("ui.page")
+    nxt = _here() if request.method == "GET" else url_for("ui.page")
     return _no_store(make_response(render_template("login.html", error=error, next=nxt), status))
 
 

@@ -43,7 +43,9 @@ function formBody(form) {
 
 async function run(spec, body, confirmText) {
   if (confirmText && !window.confirm(confirmText)) return;
-  const [method, path] = spec.split(" ");
+  const cut = spec.indexOf(" ");
+  const method = spec.slice(0, cut);
+  const path = spec.slice(cut + 1);
   try {
     await api(method, path, body);
     sessionStorage.setItem("flash", `${method} ${path}: done`);
