@@ -76,6 +76,14 @@ def test_a_batch_submitted_over_http_shows_up_live_and_on_the_batches_page(fake,
     batch_row = page.locator(f"tr[data-batch='{batch_id}']")
     assert batch_row.locator("[data-status]").inner_text() == "incomplete"
     assert "manual" in batch_row.inner_text()
+    # the batch's own requests: its submission and its status polls, nothing else
+    requests.get(parse_response(r.content)["batchStatus"], timeout=10)
+    requests.post(f"{url}/m2/acme/profile/update?mbox3rdPartyId=c1&profile.tier=gold", timeout=10)
+    batch_row.get_by_role("link", name="Requests").click()
+    page.locator("#journal tbody tr", has_text="single-update").wait_for(state="attached")
+    shown = page.locator("#journal tbody tr:visible")
+    assert sorted(" ".join(t.split()[2:4]) for t in shown.all_inner_texts()) == ["acme batch-status",
+                                                                                 "acme batch-submit"]
 
 
 def test_forcing_a_batch_complete_from_the_page_changes_what_a_polling_client_sees(fake, page):
@@ -121,9 +129,21 @@ def test_a_refused_request_shows_its_rule_what_adobe_documents_and_the_fix(fake,
     row = page.locator("#journal tbody tr[data-verdict='error']")
     row.wait_for()
     assert "single.no-attributes" in row.inner_text()
+    requests.post(f"{url}/m2/shop/profile/update?mbox3rdPartyId=c1&profile.tier=gold", timeout=10)
+    other = page.locator("#journal tbody tr", has_text="shop")
+    other.wait_for()
     page.get_by_label("Verdict").select_option("clean")
-    assert row.is_hidden()  # the filter hides it
-    page.get_by_label("Verdict").select_option("error")
+    assert row.is_hidden() and other.is_visible()  # the filters hide what does not match
+    page.get_by_label("Verdict").select_option("")
+    page.get_by_label("Status").fill("4")
+    assert row.is_visible() and other.is_hidden()
+    page.get_by_label("Status").fill("")
+    page.get_by_label("Tenant").select_option("shop")  # a tenant first seen after the page loaded
+    assert row.is_hidden() and other.is_visible()
+    page.get_by_label("Tenant").select_option("")
+    page.get_by_label("Operation").select_option("fetch")
+    assert row.is_hidden() and other.is_hidden()
+    page.get_by_label("Operation").select_option("single-update")
     row.get_by_role("link").click()
     detail = page.locator("#detail")
     detail.get_by_text("Fix:").wait_for()

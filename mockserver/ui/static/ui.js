@@ -161,6 +161,8 @@ function requestsPage() {
       el("td", {}, el("span", {class: `badge ${s.verdict}`}, s.verdict),
         s.rules.length ? el("span", {class: "rules-broken"}, s.rules.join(", ")) : null,
         s.fault ? el("span", {class: "rules-broken"}, s.fault) : null));
+    const tenants = form.elements.tenant;
+    if (s.tenant && ![...tenants.options].some((o) => o.value === s.tenant)) tenants.append(el("option", {}, s.tenant));
     tr.summary = s;
     tr.hidden = !visible(s);
     body.prepend(tr);
