@@ -176,6 +176,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--fault-profile", metavar="FILE",
                    help="queue the faults in this JSON file at start (the body POST /_mock/faults takes)")
     add_tls_arguments(s)
+    v = sub.add_parser("verify", help="replay recorded exchanges (cassettes) against a fresh fake and report "
+                                      "where its answers differ (exit 1)")
+    v.add_argument("cassettes", nargs="+", metavar="CASSETTE",
+                   help="cassette files, or directories of them (*.json); see docs/cassettes.md")
     return p
 
 
@@ -237,6 +241,10 @@ def _listen_error(host: str, port: int, exc: OSError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "verify":
+        from . import verify
+
+        return verify.main(args.cassettes)
     from .server import make_server, tune_allocator
 
     tune_allocator()  # this process is the server's own: let freed batch memory go back to the system
