@@ -127,6 +127,19 @@ def _size(text: str) -> int | None:
     return int(number) * units[unit]
 
 
+def _setting(text: str) -> tuple[str, object]:
+    import json
+
+    name, sep, raw = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE, e.g. lifecycle=polls=1")
+    try:
+        value: object = json.loads(raw)
+    except ValueError:
+        value = raw
+    return name.strip(), value
+
+
 def _parser() -> argparse.ArgumentParser:
     from .. import __version__
 
@@ -180,6 +193,9 @@ def _parser() -> argparse.ArgumentParser:
                                       "where its answers differ (exit 1)")
     v.add_argument("cassettes", nargs="+", metavar="CASSETTE",
                    help="cassette files, or directories of them (*.json); see docs/cassettes.md")
+    v.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE", type=_setting,
+                   help="a setting of the fake for every cassette, over the cassette's own (VALUE is read as "
+                        "JSON when it parses, else as text), e.g. lifecycle=polls=1 or auth=true; repeatable")
     return p
 
 
@@ -244,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "verify":
         from . import verify
 
-        return verify.main(args.cassettes)
+        return verify.main(args.cassettes, dict(args.setting))
     from .server import make_server, tune_allocator
 
     tune_allocator()  # this process is the server's own: let freed batch memory go back to the system

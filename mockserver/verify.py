@@ -204,8 +204,8 @@ def parse(data: Any, name: str = "<cassette>") -> Cassette:
 
 
 # --- the fake for one cassette -----------------------------------------------------------------------
-def _backend(cassette: Cassette) -> MockBackend:
-    settings = dict(cassette.setup.get("settings", {}))
+def _backend(cassette: Cassette, overrides: Mapping[str, Any] | None = None) -> MockBackend:
+    settings = {**cassette.setup.get("settings", {}), **(overrides or {})}
     if "client_code" in cassette.setup:
         settings.setdefault("client_code", cassette.setup["client_code"])
     if "lifecycle" in settings:
@@ -216,7 +216,7 @@ def _backend(cassette: Cassette) -> MockBackend:
     try:
         config = MockConfig(**settings)
     except TypeError as exc:
-        raise CassetteError(f"{cassette.path}: setup.settings: {exc}") from None
+        raise CassetteError(f"{cassette.path}: setup.settings (with --setting): {exc}") from None
     backend = MockBackend(config)
     backend.clock.freeze()
     profiles = cassette.setup.get("profiles", [])
@@ -384,9 +384,10 @@ def _media(headers: Mapping[str, str]) -> str | None:
 
 
 # --- replaying ---------------------------------------------------------------------------------------
-def replay(cassette: Cassette) -> list[Difference]:
-    """Replay one cassette against a fresh fake; the differences, in exchange order."""
-    backend = _backend(cassette)
+def replay(cassette: Cassette, settings: Mapping[str, Any] | None = None) -> list[Difference]:
+    """Replay one cassette against a fresh fake (``settings`` over the cassette's own); the differences,
+    in exchange order."""
+    backend = _backend(cassette, settings)
     client = create_app(backend).test_client()
     ids = _Ids()
     diffs: list[Difference] = []
@@ -432,7 +433,7 @@ class Result:
         return sum(len(c.exchanges) for c in self.cassettes)
 
 
-def verify(paths: Iterable[str | Path]) -> Result:
+def verify(paths: Iterable[str | Path], settings: Mapping[str, Any] | None = None) -> Result:
     """Load every cassette (a directory stands for the ``*.json`` files in it), replay each, collect."""
     files: list[Path] = []
     for p in map(Path, paths):
@@ -444,7 +445,7 @@ def verify(paths: Iterable[str | Path]) -> Result:
         else:
             files.append(p)
     cassettes = [load(f) for f in files]  # every file is checked before anything is replayed
-    diffs = [d for c in cassettes for d in replay(c)]
+    diffs = [d for c in cassettes for d in replay(c, settings)]
     return Result(cassettes, diffs)
 
 
@@ -466,10 +467,10 @@ def report(result: Result) -> str:
     return "\n".join(lines)
 
 
-def main(paths: Sequence[str]) -> int:
+def main(paths: Sequence[str], settings: Mapping[str, Any] | None = None) -> int:
     """Exit status: 0 when the fake agrees with every cassette, 1 when it differs, 2 for a bad cassette."""
     try:
-        result = verify(paths)
+        result = verify(paths, settings)
     except CassetteError as exc:
         print(f"target-profile-mock verify: error: {exc}", file=sys.stderr, flush=True)
         return 2

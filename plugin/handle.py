@@ -115,6 +115,11 @@ class TargetProfiles:
             raise AttributeError("responses: only the in-process target_profiles fixture patches requests")
         return self._responses()
 
+    def id(self, name: str) -> str:
+        """The id ``name`` stands for: itself here; prefixed with the run's prefix in live mode, so a test
+        written with it never writes to a real visitor."""
+        return name
+
     def _tenant(self, tenant: str | None) -> str:
         code = tenant or self.client_code
         self._tenants_set_up.add(code)
@@ -162,6 +167,12 @@ class TargetProfiles:
     def token(self, tenant: str | None = None) -> str:
         """The tenant's current profile API token (one is issued if there is none)."""
         return self.backend.current_token(self._tenant(tenant)).value
+
+    def headers(self, tenant: str | None = None) -> dict[str, str]:
+        """What a client sends with each profile API call: the token while authentication is on."""
+        if not self.backend.auth_enabled(self._tenant(tenant)):
+            return {}
+        return {"Authorization": f"Bearer {self.token(tenant)}"}
 
     def issue_token(self, tenant: str | None = None) -> str:
         """A new token, as the Admin API's POST would; the previous one stops working."""
@@ -326,6 +337,19 @@ class TargetProfiles:
             return self.backend.batch(summary["batchId"]).get("rows") or []
         except ControlError:
             return []
+
+    def wait_for_profile(self, third_party_id: str | None = None, *, tnt_id: str | None = None,
+                         attributes: Mapping[str, Any] | None = None, timeout: float | None = None,
+                         tenant: str | None = None) -> dict[str, Any] | None:
+        """The profile, failing the test unless it exists (with ``attributes``, when given). The fake shows
+        a change at once (or on its clock); live mode polls the real fetch API here."""
+        found = self.profile(third_party_id, tnt_id=tnt_id, tenant=tenant)
+        want = {str(k): ("true" if v is True else "false" if v is False else str(v))
+                for k, v in (attributes or {}).items()}
+        if found is None or any(found["attributes"].get(k) != v for k, v in want.items()):
+            _fail(f"no profile {third_party_id or tnt_id!r}" + (f" with {want}" if want else "")
+                  + f" in the fake; it holds: {found}")
+        return found
 
     def profiles(self, tenant: str | None = None) -> list[dict[str, Any]]:
         """Every profile of the tenant (default: the test's client code)."""

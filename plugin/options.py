@@ -36,6 +36,7 @@ class Settings:
     fake_sleep: bool = False  #: ``time.sleep`` advances the fake's clock instead of sleeping
     allow: tuple[str, ...] = ()  #: rule ids the strict check ignores
     faults: tuple[Any, ...] = ()  #: fault rules queued at the start of the test (the --fault-profile format)
+    verified: bool = False  #: the test describes documented Adobe behaviour: --target-profiles-live runs it
     config: tuple[tuple[str, Any], ...] = field(default=())  #: further MockConfig settings
 
     def merge(self, **changes: Any) -> Settings:
@@ -47,7 +48,7 @@ class Settings:
             direct["client_code"] = _client_code(direct["client_code"])
         if "lifecycle" in direct:
             direct["lifecycle"] = _lifecycle(direct["lifecycle"])
-        for name in ("auth", "httpx", "aiohttp", "freeze_clock", "fake_sleep"):
+        for name in ("auth", "httpx", "aiohttp", "freeze_clock", "fake_sleep", "verified"):
             if name in direct:
                 direct[name] = parse_bool(direct[name], name)
         if "strict" in direct:

@@ -58,6 +58,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for ini, flag, dest, help_text in _OPTIONS:
         parser.addini(ini, help_text, default=None)
         group.addoption(flag, dest=f"target_profiles_{dest}", default=None, metavar="VALUE", help=help_text)
+    group.addoption("--target-profiles-live", dest="target_profiles_live", action="store_true", default=False,
+                    help="run the tests marked target_profiles(verified=True) against the real Target configured "
+                         "by the TARGET_PROFILES_LIVE_* environment variables, and deselect the others")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -83,6 +86,10 @@ def pytest_configure(config: pytest.Config) -> None:
     notes: list[tuple[str, str]] = []
     config.stash[_NOTES] = notes
     config.pluginmanager.register(_Notes(notes), "target_profiles_notes")
+    if config.getoption("target_profiles_live", False):
+        from . import live
+
+        live.configure(config)
 
 
 # --- settings ---------------------------------------------------------------------------------------
@@ -198,8 +205,13 @@ def target_profiles() -> Iterator[TargetProfiles]:
     ``mc.adobe.io`` token route is answered by the fake's Flask app, without a socket."""
     # No fixture arguments: each one costs pytest more per test than the whole reset. The session's
     # fake lives in the config's stash (so one per xdist worker), as target_profiles_fake returns it.
-    TargetProfiles = _handle_class()
     item = _current_test("target_profiles")
+    if item.config.getoption("target_profiles_live", False):
+        from . import live
+
+        yield from live.handle(item)  # type: ignore[misc]
+        return
+    TargetProfiles = _handle_class()
     settings = settings_for(item)
     fake = _in_process_fake(item.config)
     fake.prepare(settings)
@@ -241,8 +253,13 @@ def target_profiles() -> Iterator[TargetProfiles]:
 def target_profile_server(target_profile_server_fake: SessionFake) -> Iterator[TargetProfiles]:
     """A fake Adobe Target on a real socket (``.url``), for clients in other processes or languages.
     The server lives for the session; its state is reset for each test."""
-    TargetProfiles = _handle_class()
     item = _current_test("target_profile_server")
+    if item.config.getoption("target_profiles_live", False):
+        from . import live
+
+        yield from live.handle(item)  # type: ignore[misc]
+        return
+    TargetProfiles = _handle_class()
     settings = settings_for(item)
     fake = target_profile_server_fake
     assert fake.server is not None

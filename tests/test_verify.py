@@ -158,7 +158,7 @@ def test_xml_bodies_compare_structurally_modulo_whitespace() -> None:
                                                                 "response": {"status": 200}}]}),
      "exchange #1 request: 'url' must be an absolute http(s) URL"),
     (json.dumps({"format": FORMAT, "version": 1, "setup": {"settings": {"nope": 1}}, "exchanges": []}),
-     "setup.settings:"),
+     "setup.settings (with --setting): MockConfig.__init__() got an unexpected keyword argument 'nope'"),
 ])
 def test_a_bad_cassette_is_refused_with_exit_2_and_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                            content: str, message: str) -> None:
