@@ -20,7 +20,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
+
+from target_profile_mock.contracts.ids import client_code_from_host
 
 from .app import create_app
 from .backend import ControlError, MockBackend
@@ -383,6 +385,15 @@ def _media(headers: Mapping[str, str]) -> str | None:
     return None
 
 
+def _tenant(parts: SplitResult, backend: MockBackend) -> str:
+    """The tenant a request is for: /m2/<client>/, ?client=, the <code>.tt.omtrdc.net host, else the default."""
+    m = re.match(r"/m2/([^/]+)/", parts.path)
+    if m and m.group(1) != "client":
+        return m.group(1)
+    query = dict(parse_qsl(parts.query))
+    return query.get("client") or client_code_from_host(parts.netloc) or backend.config.client_code
+
+
 # --- replaying ---------------------------------------------------------------------------------------
 def replay(cassette: Cassette, settings: Mapping[str, Any] | None = None) -> list[Difference]:
     """Replay one cassette against a fresh fake (``settings`` over the cassette's own); the differences,
@@ -404,8 +415,7 @@ def replay(cassette: Cassette, settings: Mapping[str, Any] | None = None) -> lis
         for k, v in list(headers.items()):
             if REDACTED in v and k.lower() == "authorization":
                 # a recorded token is never stored; the fake's own stands in for it
-                tenant = parts.hostname.split(".")[0] if parts.hostname else backend.config.client_code
-                headers[k] = v.replace(REDACTED, backend.current_token(tenant).value)
+                headers[k] = v.replace(REDACTED, backend.current_token(_tenant(parts, backend)).value)
         body = ids.rewrite(ex.body.decode(errors="surrogateescape")).encode(errors="surrogateescape")
         response = client.open(parts.path or "/", method=ex.method, query_string=parts.query, headers=headers,
                                data=body, base_url=f"{parts.scheme}://{parts.netloc}")

@@ -145,6 +145,7 @@ def test_live_mode_runs_verified_tests_against_the_remote_records_and_replays(
     assert tnt_ids and all(re.fullmatch(r"[0-9a-f]{32}", t) for t in tnt_ids)  # pseudonyms of Target's shape
 
     # and the fake, set up as the remote's batches progress, answers every recorded request alike
+    capsys.readouterr()  # the inner run's output
     code = cli.main(["verify", "--setting", "lifecycle=polls=1", str(cassette)])
     report = capsys.readouterr().out
     assert code == 0, report
