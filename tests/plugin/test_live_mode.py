@@ -160,3 +160,20 @@ def test_live_mode_without_a_client_code_says_what_to_set(pytester: pytest.Pytes
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--target-profiles-live: set TARGET_PROFILES_LIVE_CLIENT_CODE to your tenant's "
                                  "client code*"])
+
+
+def test_the_projects_verified_tests_pass_live_against_the_remote(pytester: pytest.Pytester,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  remote: str) -> None:
+    # what a maintainer with a tenant runs: tests/verified with --target-profiles-live and a ready token
+    token = requests.get(f"{remote}/acme/target/authentication/token",
+                         params={"authorizationScope": "profile_api"}).json()["accessToken"]
+    for name, value in {"CLIENT_CODE": "acme", "EDGE": remote, "TOKEN": token, "TIMEOUT": "5"}.items():
+        monkeypatch.setenv(f"TARGET_PROFILES_LIVE_{name}", value)
+    source = ROOT / "tests" / "verified" / "test_documented_behaviour.py"
+    pytester.makepyfile(test_documented=source.read_text())
+    result = pytester.runpytest("-p", "no:cacheprovider", "--target-profiles-live", "-rs")
+    result.assert_outcomes(passed=len(re.findall(r"^def test_", source.read_text(), re.M)))
+    # the run's ids went to the remote under a generated prefix: tpm-<UTC time>-<random>-
+    held = [p["thirdPartyId"] for p in requests.get(f"{remote}/_mock/tenants/acme/profiles").json()]
+    assert held and all(re.fullmatch(r"tpm-\d{14}-[0-9a-f]{6}-[a-z0-9-]+", i) for i in held), held
