@@ -161,9 +161,6 @@ def _json(r: requests.Response) -> dict[str, Any]:
 
 
 # --- recording -----------------------------------------------------------------------------------------
-_TNT_ID = re.compile(r"\b([0-9a-f]{32}|\d{10,16}-\d{4,8})(\.\d{1,2}_\d{1,2}|\.\d)?\b")
-
-
 class Recorder:
     """Every exchange sent through ``requests`` to the edge or the Admin API during live tests."""
 
@@ -229,7 +226,13 @@ class Recorder:
                         "tntId Target issued in this run", pytrace=False)
 
     def _pseudonym(self, tnt_id: str) -> str:
-        return hashlib.blake2b(tnt_id.encode(), key=self._salt, digest_size=16).hexdigest()
+        """A keyed hash of the id, in its shape: 32 hex digits, or digits-digits of the same lengths."""
+        digest = hashlib.blake2b(tnt_id.encode(), key=self._salt, digest_size=16).hexdigest()
+        m = re.fullmatch(r"(\d+)-(\d+)", tnt_id)
+        if not m:
+            return digest
+        digits = str(int(digest, 16)).rjust(len(m.group(1)) + len(m.group(2)), "0")
+        return f"{digits[:len(m.group(1))]}-{digits[len(m.group(1)):len(m.group(1)) + len(m.group(2))]}"
 
     def cassette(self) -> dict[str, Any]:
         """The recording, redacted: tokens and credentials replaced by REDACTED, the run's prefix by
