@@ -173,10 +173,10 @@ def parse(data: Any, name: str = "<cassette>") -> Cassette:
     setup = data.get("setup", {})
     if not isinstance(setup, dict):
         raise CassetteError(f"{name}: 'setup' must be an object")
-    unknown = set(setup) - {"settings", "profiles", "client_code"}
+    unknown = set(setup) - {"settings", "profiles", "offers", "client_code"}
     if unknown:
         raise CassetteError(f"{name}: setup has unknown keys {sorted(unknown)}; use settings, profiles, "
-                            "client_code")
+                            "offers, client_code")
     raw = _need(data, "exchanges", list, name)
     exchanges = []
     for i, item in enumerate(raw, 1):
@@ -227,6 +227,17 @@ def _backend(cassette: Cassette, overrides: Mapping[str, Any] | None = None) -> 
             backend.seed_profiles(config.client_code, profiles)
         except ControlError as exc:
             raise CassetteError(f"{cassette.path}: setup.profiles: {exc}") from None
+    offers = cassette.setup.get("offers", [])
+    if offers and not hasattr(backend, "set_offer"):
+        raise CassetteError(f"{cassette.path}: setup.offers: this fake has no Delivery API offers")
+    for i, offer in enumerate(offers):
+        if not isinstance(offer, dict) or not isinstance(offer.get("mbox"), str):
+            raise CassetteError(f"{cassette.path}: setup.offers[{i}]: give an object with mbox, content and type")
+        try:
+            backend.set_offer(config.client_code, offer["mbox"], offer.get("content"),
+                              offer_type=offer.get("type", "json"))
+        except ControlError as exc:
+            raise CassetteError(f"{cassette.path}: setup.offers[{i}]: {exc}") from None
     return backend
 
 
