@@ -283,6 +283,9 @@ class Recorder:
         if self.config.record is None:
             return None
         path = self.config.record
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        if worker:  # each xdist worker records its own share of the run
+            path = path.with_name(f"{path.stem}.{worker}{path.suffix}")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.cassette(), indent=2) + "\n", encoding="utf-8")
         return path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -128,3 +129,22 @@ def test_pseudonyms_keep_the_shape_of_targets_ids() -> None:
     assert recorder._pseudonym("1368007744041-575948") != "1368007744041-575948"
     assert recorder._pseudonym("1368007744041-575948") == recorder._pseudonym("1368007744041-575948")
     assert re.fullmatch(r"[0-9a-f]{32}", recorder._pseudonym("0123456789abcdef0123456789abcdef"))
+
+
+def test_each_xdist_worker_records_to_its_own_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    recorder = Recorder(LiveConfig.from_env(BASE | {"TARGET_PROFILES_LIVE_RECORD": str(tmp_path / "live.json")}))
+    assert recorder.write() == tmp_path / "live.gw1.json"
+    assert json.loads((tmp_path / "live.gw1.json").read_text())["exchanges"] == []
+
+
+def test_the_fakes_handle_has_the_names_live_mode_shares(target_profiles: Any) -> None:
+    t = target_profiles
+    assert t.id("c-1") == "c-1"
+    assert t.headers() == {}
+    token = t.set_auth(True)
+    assert t.headers() == {"Authorization": f"Bearer {token}"}
+    t.seed_profile("c-1", attributes={"tier": "gold"})
+    assert t.wait_for_profile("c-1", attributes={"tier": "gold"})["attributes"] == {"tier": "gold"}
+    with pytest.raises(pytest.fail.Exception, match=re.escape("no profile 'c-1' with {'tier': 'silver'} in the fake")):
+        t.wait_for_profile("c-1", attributes={"tier": "silver"})
