@@ -512,8 +512,14 @@ class _LivePlugin:
 
         keep, drop = [], []
         for item in items:
-            verified = any(m.kwargs.get("verified") for m in item.iter_markers("target_profiles"))
-            (keep if verified and settings_for(item).verified else drop).append(item)
+            if not any(m.kwargs.get("verified") for m in item.iter_markers("target_profiles")):
+                drop.append(item)
+                continue
+            try:
+                verified = settings_for(item).verified  # the closest marker wins, as for every setting
+            except pytest.fail.Exception:
+                verified = True  # a marker the fixture refuses: run the test, so it fails saying why
+            (keep if verified else drop).append(item)
         if drop:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
@@ -529,6 +535,9 @@ class _LivePlugin:
         if self.written is not None:
             terminalreporter.line(f"{len(self.recorder.exchanges)} exchange(s) recorded to {self.written}; "
                                   f"replay them with: target-profile-mock verify {self.written}")
+        elif cfg.record is None:
+            terminalreporter.line("not recorded: set TARGET_PROFILES_LIVE_RECORD=<file> to record the exchanges "
+                                  "and replay them with target-profile-mock verify")
 
 
 def configure(config: pytest.Config) -> None:
