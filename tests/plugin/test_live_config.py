@@ -148,3 +148,25 @@ def test_the_fakes_handle_has_the_names_live_mode_shares(target_profiles: Any) -
     assert t.wait_for_profile("c-1", attributes={"tier": "gold"})["attributes"] == {"tier": "gold"}
     with pytest.raises(pytest.fail.Exception, match=re.escape("no profile 'c-1' with {'tier': 'silver'} in the fake")):
         t.wait_for_profile("c-1", attributes={"tier": "silver"})
+
+
+def test_live_handle_waits_instead_of_moving_a_clock_and_skips_what_needs_the_fake() -> None:
+    from target_profile_mock.plugin.live import LiveTargetProfiles
+
+    cfg = LiveConfig.from_env(BASE | {"TARGET_PROFILES_LIVE_TIMEOUT": "5"})
+    slept: list[float] = []
+    live = LiveTargetProfiles(cfg, Recorder(cfg), sleep=slept.append)
+    live.advance(2)
+    assert slept == [2]
+    with pytest.raises(pytest.skip.Exception, match=re.escape("advance(60) would wait longer than "
+                                                              "TARGET_PROFILES_LIVE_TIMEOUT (5 s)")):
+        live.advance(60)
+    with pytest.raises(pytest.skip.Exception, match=re.escape("live mode: target_profiles.force_batch needs the "
+                                                              "fake (forcing a batch's state is not something")):
+        live.force_batch("acme-1-2", "stuck")
+    with pytest.raises(pytest.skip.Exception, match="a real Target issues tntIds and ECIDs itself"):
+        live.seed_profile(tnt_id="1368007744041-575948")
+    with pytest.raises(AttributeError):
+        live.no_such_thing  # noqa: B018
+    assert live.id("c-1") == "tpmx-c-1" and live.id("tpmx-c-1") == "tpmx-c-1"
+    assert live.headers() == {} and live.url == "https://acme.tt.omtrdc.net"
