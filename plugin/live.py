@@ -164,8 +164,9 @@ def _json(r: requests.Response) -> dict[str, Any]:
 class Recorder:
     """Every exchange sent through ``requests`` to the edge or the Admin API during live tests."""
 
-    def __init__(self, config: LiveConfig) -> None:
+    def __init__(self, config: LiveConfig, *, worker: str | None = None) -> None:
         self.config = config
+        self.worker = worker  #: the pytest-xdist worker's id, when this process is one
         self.hosts = {urlsplit(config.edge).netloc.lower(), urlsplit(config.admin).netloc.lower()}
         self.exchanges: list[dict[str, Any]] = []
         self.started: float | None = None
@@ -283,9 +284,8 @@ class Recorder:
         if self.config.record is None:
             return None
         path = self.config.record
-        worker = os.environ.get("PYTEST_XDIST_WORKER")
-        if worker:  # each xdist worker records its own share of the run
-            path = path.with_name(f"{path.stem}.{worker}{path.suffix}")
+        if self.worker:  # each xdist worker records its own share of the run
+            path = path.with_name(f"{path.stem}.{self.worker}{path.suffix}")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.cassette(), indent=2) + "\n", encoding="utf-8")
         return path
@@ -542,7 +542,8 @@ class _LivePlugin:
 
 def configure(config: pytest.Config) -> None:
     """Read the environment (a usage error names what is missing) and switch live mode on."""
-    recorder = Recorder(LiveConfig.from_env())
+    worker = getattr(config, "workerinput", {}).get("workerid")  # set by pytest-xdist on its workers
+    recorder = Recorder(LiveConfig.from_env(), worker=worker)
     config.stash[_RECORDER] = recorder
     config.pluginmanager.register(_LivePlugin(recorder), "target_profiles_live")
 

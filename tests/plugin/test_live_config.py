@@ -131,9 +131,9 @@ def test_pseudonyms_keep_the_shape_of_targets_ids() -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", recorder._pseudonym("0123456789abcdef0123456789abcdef"))
 
 
-def test_each_xdist_worker_records_to_its_own_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
-    recorder = Recorder(LiveConfig.from_env(BASE | {"TARGET_PROFILES_LIVE_RECORD": str(tmp_path / "live.json")}))
+def test_each_xdist_worker_records_to_its_own_file(tmp_path: Path) -> None:
+    recorder = Recorder(LiveConfig.from_env(BASE | {"TARGET_PROFILES_LIVE_RECORD": str(tmp_path / "live.json")}),
+                        worker="gw1")
     assert recorder.write() == tmp_path / "live.gw1.json"
     assert json.loads((tmp_path / "live.gw1.json").read_text())["exchanges"] == []
 
