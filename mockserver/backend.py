@@ -24,23 +24,18 @@ from target_profile_mock.contracts.rules import LIMITS, Violation, rule
 
 from .clock import Clock
 from .config import TENANT_KEYS, MockConfig
+from .errors import ControlError
 from .lifecycle import Lifecycle
 from .models.batches import Batch
 from .models.journal import Journal
 from .models.profiles import ID_KINDS, IdKind, id_key
 from .models.tenant import PendingLogin, PendingUpdate, Tenant, Token
+from .snapshot import apply_state, export_state, import_state, read_file
+from .snapshot import save as save_state
 
 __all__ = ["CapacityError", "ControlError", "MockBackend"]
 
 BatchState = Literal["incomplete", "complete", "stuck"]
-
-
-class ControlError(ValueError):
-    """A control call that cannot be done; the message says why and what would work."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class CapacityError(ControlError):
@@ -160,6 +155,8 @@ class MockBackend:
         from .faults import FaultInjector  # here, not at the top: faults builds on this module
 
         self.faults: FaultInjector = FaultInjector(self.config.seed)  #: injected faults (see .faults)
+        #: where ``POST /_mock/snapshot`` (and the standalone server, on shutdown) writes the state
+        self.state_file: str | None = None
 
     # --- tenants ---------------------------------------------------------------------------------
     def tenant(self, code: str) -> Tenant:
@@ -250,6 +247,37 @@ class MockBackend:
                 self._tenants.pop(tenant, None)
                 if self.faults is not None:
                     self.faults.clear(tenant)
+
+    # --- snapshots -------------------------------------------------------------------------------
+    def snapshot(self, *, journal: bool = False) -> dict[str, Any]:
+        """The whole state as a JSON value (docs/snapshot.md): profiles with their timestamps, batches
+        where they stand in their lifecycle, tokens, rate-limit windows, settings, clock and faults,
+        and the journal if ``journal`` is true. Taking it counts no poll and uses no limit."""
+        return export_state(self, journal=journal)
+
+    def save(self, path: str | None = None, *, journal: bool = False) -> int:
+        """Write :meth:`snapshot` to ``path`` (default: ``state_file``) atomically: a crash while
+        writing leaves the previous file whole. Returns the bytes written."""
+        target = path or self.state_file
+        if target is None:
+            raise ControlError("no state file: give a path, or start the server with --state-file PATH", 409)
+        try:
+            return save_state(self, target, journal=journal)
+        except OSError as exc:
+            raise ControlError(f"cannot write the state file {target!r}: {exc.strerror or exc}", 500) from None
+
+    def load(self, path: str) -> None:
+        """:meth:`restore` the snapshot in a state file; the state is unchanged if it cannot be read."""
+        self.restore(read_file(path))
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        """Replace the whole state with a :meth:`snapshot` (the journal too, if it holds one).
+
+        The snapshot is checked from end to end first: :class:`ControlError` names the first field that
+        is wrong (or says it comes from a newer version) and the state is left as it was.
+        """
+        with self.lock:
+            apply_state(self, import_state(snapshot, self.config, _check_setting))
 
     # --- settings --------------------------------------------------------------------------------
     def configure(self, tenant: str | None = None, **settings: Any) -> None:

@@ -302,6 +302,13 @@ class Journal:
             self._entries.clear()
             self._bytes = 0
 
+    def restore(self, entries: list[JournalEntry]) -> None:
+        """Replace the entries (oldest first); new requests number on from the last of them."""
+        with self._lock:
+            self._entries.clear()
+            self._entries.extend(entries)
+            self._seq = itertools.count(max((e.seq for e in entries), default=0) + 1)
+
     def __len__(self) -> int:
         return len(self._entries)
 

@@ -357,6 +357,36 @@ def clear_journal() -> Response:
     return json_response({"cleared": True})
 
 
+# --- snapshots (target_profile_mock.mockserver.snapshot; the format is in docs/snapshot.md) ----------------
+def _flag(name: str) -> bool:
+    value = request.args.get(name, "").lower()
+    if value not in ("", "0", "1", "true", "false"):
+        raise ControlError(f"{name} takes 1/true or 0/false, got {value!r}")
+    return value in ("1", "true")
+
+
+@bp.get("/snapshot")
+def get_snapshot() -> Response:
+    return json_response(backend().snapshot(journal=_flag("journal")))
+
+
+@bp.put("/snapshot")
+def put_snapshot() -> Response:
+    data = _json()
+    if not isinstance(data, dict):
+        raise ControlError("send a snapshot: the JSON object GET /_mock/snapshot returns")
+    be = backend()
+    be.restore(data)
+    return json_response({"restored": True, "tenants": be.tenants(), "journal": "journal" in data})
+
+
+@bp.post("/snapshot")
+def post_snapshot() -> Response:
+    be = backend()
+    size = be.save(journal=_flag("journal"))
+    return json_response({"written": be.state_file, "bytes": size})
+
+
 # --- faults (target_profile_mock.mockserver.faults; the same calls as backend.faults) ---------------------------------
 @bp.get("/faults")
 def list_faults() -> Response:
