@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import errno
 import math
+import os
 import re
 import signal
 import socket
@@ -188,6 +189,9 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"close a connection silent this long between requests (default: {CHANNEL_TIMEOUT:g})")
     s.add_argument("--fault-profile", metavar="FILE",
                    help="queue the faults in this JSON file at start (the body POST /_mock/faults takes)")
+    s.add_argument("--state-file", metavar="PATH",
+                   help="keep the state across restarts: load it from PATH at start (if the file exists) and "
+                        "write it there on shutdown and on POST /_mock/snapshot")
     add_tls_arguments(s)
     v = sub.add_parser("verify", help="replay recorded exchanges (cassettes) against a fresh fake and report "
                                       "where its answers differ (exit 1)")
@@ -273,6 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     config = config_from_args(args)
     backend = MockBackend(config)
+    if args.state_file:
+        problem = _load_state(backend, args.state_file)
+        if problem:
+            return _fail(f"--state-file: {problem}")
     if args.fault_profile:
         try:
             rules = backend.faults.load_file(args.fault_profile)
@@ -292,8 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(str(exc))
         except OSError as exc:
             return _fail(_listen_error(args.host, args.port, exc))
-        return run_tls(front, ca, made, args, f"client code {config.client_code}, lifecycle "
-                       f"{config.lifecycle.spec()}, auth {'on' if config.auth else 'off'}", _stop)
+        status = run_tls(front, ca, made, args, f"client code {config.client_code}, lifecycle "
+                         f"{config.lifecycle.spec()}, auth {'on' if config.auth else 'off'}", _stop)
+        return _save_state(backend, status)
     try:
         _raise_open_files(args.connection_limit)
         server = make_server(app, args.host, args.port, args.threads, connection_limit=args.connection_limit,
@@ -323,8 +332,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     finally:
         server.close()
+    status = _save_state(backend, 0)
     print("target-profile-mock stopped", flush=True)
-    return 0
+    return status
+
+
+def _save_state(backend: MockBackend, status: int) -> int:
+    """Write the state file on the way out, if there is one; the exit status (1 if it cannot be written)."""
+    if backend.state_file:
+        try:
+            size = backend.save()
+            print(f"target-profile-mock: state written to {backend.state_file} ({size:,} bytes)", flush=True)
+        except ControlError as exc:
+            print(f"target-profile-mock: error: {exc}", file=sys.stderr, flush=True)
+            return 1
+    return status
+
+
+def _load_state(backend: MockBackend, path: str) -> str | None:
+    """Load the state file into the new backend (a missing file starts empty); the problem, if any."""
+    if os.path.isdir(path):
+        return f"{path!r} is a folder; give a file path"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        return f"cannot write in {folder!r} (the folder must exist and be writable: the state is saved there)"
+    if os.path.exists(path):
+        try:
+            backend.load(path)
+        except ControlError as exc:
+            # never start over a file that did not load: the next save would replace it
+            return f"{exc}; the file was left as it is (move it aside to start empty)"
+        print(f"target-profile-mock: state loaded from {path} ({len(backend.tenants())} tenant(s))", flush=True)
+    else:
+        print(f"target-profile-mock: no state file at {path} yet; starting empty", flush=True)
+    backend.state_file = path
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover
