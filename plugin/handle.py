@@ -178,6 +178,17 @@ class TargetProfiles:
         """A new token, as the Admin API's POST would; the previous one stops working."""
         return self.backend.issue_token(self._tenant(tenant)).value
 
+    # --- snapshots --------------------------------------------------------------------------------
+    def snapshot(self, *, journal: bool = False) -> dict[str, Any]:
+        """The fake's whole state as a JSON value (docs/snapshot.md), e.g. to set up once and restore
+        in many tests, or to keep as a fixture file."""
+        return self.backend.snapshot(journal=journal)
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        """Replace the fake's whole state with a :meth:`snapshot`; a bad one fails the call and changes
+        nothing."""
+        self.backend.restore(snapshot)
+
     # --- clock ------------------------------------------------------------------------------------
     def advance(self, seconds: float) -> float:
         """Move the fake's clock forward; time-based batches and delayed updates settle on the next look."""

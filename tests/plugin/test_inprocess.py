@@ -292,3 +292,30 @@ def test_request_bodies_of_every_shape_arrive(run: Run) -> None:
                                                          {"thirdPartyId": "c-2", "a": "2"}], times=4)
     ''')
     result.assert_outcomes(passed=1)
+
+
+def test_a_snapshot_taken_in_one_test_restores_in_another(run: Run) -> None:
+    result = run('''
+        import json, pytest
+        from client import TargetClient
+
+        saved = {}
+
+        def test_set_up_and_save(target_profiles):
+            target_profiles.seed_profile("c-1", attributes={"tier": "silver"})
+            target_profiles.set_lifecycle("manual")
+            TargetClient("demo").update("c-1", tier="gold")
+            saved["state"] = json.loads(json.dumps(target_profiles.snapshot()))
+
+        def test_restore(target_profiles):
+            assert target_profiles.profiles() == []  # each test starts empty
+            target_profiles.restore(saved["state"])
+            assert target_profiles.profile("c-1")["attributes"] == {"tier": "gold"}
+            assert target_profiles.backend.settings()["lifecycle"] == "manual"
+
+        def test_a_bad_snapshot_fails_with_the_field(target_profiles):
+            bad = dict(saved["state"], version=7)
+            with pytest.raises(ValueError, match="format version 7"):
+                target_profiles.restore(bad)
+    ''')
+    result.assert_outcomes(passed=3)
