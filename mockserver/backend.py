@@ -27,6 +27,7 @@ from .config import TENANT_KEYS, MockConfig
 from .errors import ControlError
 from .lifecycle import Lifecycle
 from .models.batches import Batch
+from .models.faults import FaultInjector
 from .models.journal import Journal
 from .models.profiles import ID_KINDS, IdKind, id_key
 from .models.tenant import PendingLogin, PendingUpdate, Tenant, Token
@@ -152,8 +153,6 @@ class MockBackend:
         self._tenants: dict[str, Tenant] = {}
         self._rng_state: random.Random | None = None
         self._reserved = 0  # batch bytes reserved by submissions being read and parsed
-        from .faults import FaultInjector  # here, not at the top: faults builds on this module
-
         self.faults: FaultInjector = FaultInjector(self.config.seed)  #: injected faults (see .faults)
         #: where ``POST /_mock/snapshot`` (and the standalone server, on shutdown) writes the state
         self.state_file: str | None = None
@@ -239,14 +238,12 @@ class MockBackend:
                 self._reserved = 0
                 self.journal.clear()
                 self._rng_state = None
-                if self.faults is not None:
-                    # ids restart too: an unseeded rule's stream derives from its id, so a reset fake
-                    # must meet the same faults as a fresh one
-                    self.faults.reset(self.config.seed)
+                # ids restart too: an unseeded rule's stream derives from its id, so a reset fake
+                # must meet the same faults as a fresh one
+                self.faults.reset(self.config.seed)
             else:
                 self._tenants.pop(tenant, None)
-                if self.faults is not None:
-                    self.faults.clear(tenant)
+                self.faults.clear(tenant)
 
     # --- snapshots -------------------------------------------------------------------------------
     def snapshot(self, *, journal: bool = False) -> dict[str, Any]:

@@ -32,13 +32,13 @@ from .config import TENANT_KEYS, MockConfig, TenantSettings
 from .errors import ControlError
 from .lifecycle import Lifecycle, LifecycleError
 from .models.batches import Batch
+from .models.faults import FaultRule, _scope, make_fault
 from .models.journal import Journal, JournalEntry
 from .models.profiles import ID_KINDS, Profile
 from .models.tenant import PendingUpdate, Tenant, Token
 
 if TYPE_CHECKING:
     from .backend import MockBackend
-    from .faults import FaultRule
 
 __all__ = ["FORMAT", "VERSION", "SnapshotError", "State", "apply_state", "export_state", "import_state", "read_file",
            "save", "write_file"]
@@ -377,8 +377,6 @@ def _batch_in(r: _Reader, tenant: str) -> Batch:
 
 
 def _fault_rule_in(r: _Reader, injector_seed: int) -> FaultRule:
-    from .faults import FaultRule, _scope, make_fault
-
     obj = dict(r.obj())
     scope_keys = ("operation", "tenant", "times", "probability", "seed")
     try:
@@ -459,7 +457,7 @@ def import_state(data: Any, current: MockConfig, check: Callable[[str, Any], Non
         raise SnapshotError(f"this is not a target-profile-mock snapshot (its \"format\" field is not {FORMAT!r})")
     version = r.at("version").int(1)
     if version > VERSION:
-        from . import __version__
+        from .. import __version__
 
         raise SnapshotError(f"this snapshot is format version {version}, written by a newer target-profile-mock; "
                             f"this one ({__version__}) reads versions up to {VERSION}: upgrade it to load "

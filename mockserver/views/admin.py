@@ -5,16 +5,14 @@ Adobe IMS credentials are not checked: faking Adobe's identity service is out of
 
 from __future__ import annotations
 
-import uuid
-
 from flask import Blueprint, Response, request
-from target_profile_mock.contracts.profile_json import format_timestamp
 from target_profile_mock.contracts.rules import Violation, rule
 
-from .common import admit_tenant, backend, finish, json_response, start_entry
+from ..faults import intercept
+from .common import ADMIN_MEDIA, admin_error, admit_tenant, backend, finish, json_response, start_entry
 
 bp = Blueprint("admin", __name__)
-MEDIA = "application/vnd.adobe.target.v1+json"
+MEDIA = ADMIN_MEDIA
 SCOPES = ("profile_api", "debug_tools")
 
 
@@ -22,15 +20,7 @@ SCOPES = ("profile_api", "debug_tools")
 SERVED_METHODS: dict[str, tuple[str, ...]] = {"admin.token": ("GET", "POST")}
 
 
-def _error(status: int, code: str, message: str) -> Response:
-    """The Admin API's documented ErrorResponse shape (ADMIN-OAS)."""
-    body = {
-        "httpStatus": status,
-        "requestId": str(uuid.uuid4()),
-        "requestTime": format_timestamp(backend().now_ms()),  # the fake's clock, so frozen tests see frozen time
-        "errors": [{"errorCode": code, "message": message, "meta": {}}],
-    }
-    return json_response(body, status, MEDIA)
+_error = admin_error
 
 
 @bp.route("/<tenant>/target/authentication/token", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
@@ -55,7 +45,7 @@ def token(tenant: str) -> Response:
         entry.violations.append(v)
         return finish(_error(400, "InvalidParameter", v.message))
     be = backend()
-    faulted = be.faults.intercept("token", tenant) if be.faults is not None else None
+    faulted = intercept(be.faults, "token", tenant)
     if faulted is not None:
         return finish(faulted)
     full = admit_tenant(tenant, entry, lambda m: _error(503, "ServiceUnavailable", m), be)

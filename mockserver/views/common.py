@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from flask import Request, Response, current_app, g, request
 from flask.globals import _cv_request
 from target_profile_mock.contracts.ids import client_code_from_host
+from target_profile_mock.contracts.profile_json import format_timestamp
 from target_profile_mock.contracts.rules import Violation, rule
 from target_profile_mock.contracts.xmlbodies import update_failure
 from werkzeug.wsgi import get_content_length
@@ -32,6 +34,21 @@ def xml_response(body: bytes, status: int = 200, headers: dict[str, str] | None 
 def json_response(obj: Any, status: int = 200, content_type: str = JSON,
                   headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(obj), status=status, content_type=content_type, headers=headers)
+
+
+#: The Admin API's media type.
+ADMIN_MEDIA = "application/vnd.adobe.target.v1+json"
+
+
+def admin_error(status: int, code: str, message: str) -> Response:
+    """The Admin API's documented ErrorResponse shape (ADMIN-OAS)."""
+    body = {
+        "httpStatus": status,
+        "requestId": str(uuid.uuid4()),
+        "requestTime": format_timestamp(backend().now_ms()),  # the fake's clock, so frozen tests see frozen time
+        "errors": [{"errorCode": code, "message": message, "meta": {}}],
+    }
+    return json_response(body, status, ADMIN_MEDIA)
 
 
 # --- journal ------------------------------------------------------------------------------------

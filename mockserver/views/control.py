@@ -96,7 +96,7 @@ def _tenant(value: Any) -> str | None:
 
 @bp.get("/health")
 def health() -> Response:
-    from .. import __version__
+    from ... import __version__
 
     return json_response({"status": "ok", "version": __version__})
 

@@ -23,6 +23,7 @@ from target_profile_mock.contracts.xmlbodies import (
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..backend import CapacityError, MockBackend
+from ..faults import intercept
 from ..models.journal import BODY_KEEP
 from .common import (
     JSON,
@@ -73,13 +74,13 @@ def _joined(errors: list[Violation]) -> str:
 def _fault(operation: str, tenant: str, be: MockBackend | None = None, req: Request | None = None) -> Response | None:
     injector = (be or backend()).faults
     # an empty queue is the usual case: skip the injector's lock and scan
-    if injector is None or not len(injector):
+    if not len(injector):
         return None
     if req is not None and not flask_dispatched(req):
         # the lean dispatch serves a request only when the queue is empty as it comes in: a rule added
         # since then is for later requests, as if added just after this one
         return None
-    return injector.intercept(operation, tenant)
+    return intercept(injector, operation, tenant)
 
 
 # --- single update -------------------------------------------------------------------------------
