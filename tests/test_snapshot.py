@@ -139,6 +139,7 @@ def test_applied_large_batches_keep_their_counters_without_rows() -> None:
 
 
 def test_the_control_token_is_never_in_a_snapshot_nor_replaced_by_one() -> None:
+    assert "random_tokens" not in MockBackend(MockConfig(random_tokens=True)).snapshot()["settings"]
     be = MockBackend(MockConfig(control_token="s3cret"))
     snap = be.snapshot()
     assert "s3cret" not in json.dumps(snap)
