@@ -11,7 +11,6 @@ __all__ = [
     "check_third_party_id",
     "check_tnt_id",
     "client_code_from_host",
-    "is_edge_host",
     "location_hint",
     "tnt_id_key",
 ]
@@ -78,8 +77,3 @@ def client_code_from_host(host: str | None) -> str | None:
     if not m or _EDGE_RE.match(m.group("code")):
         return None
     return m.group("code")
-
-
-def is_edge_host(host: str) -> bool:
-    """True for any ``*.tt.omtrdc.net`` host (client-code hosts and ``mboxedgeNN`` hosts)."""
-    return bool(_TARGET_HOST_RE.match(host.rsplit(":", 1)[0]))

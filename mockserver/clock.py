@@ -84,12 +84,6 @@ class Clock:
             self._offset = 0.0
             self._frozen = None
 
-    def reset(self) -> None:
-        with self._lock:
-            self._offset = 0.0
-            if self._frozen is not None:
-                self._frozen = time.time()
-
     def snapshot(self) -> tuple[float, float | None]:
         """The clock's whole state, for :meth:`restore` when a compound change fails half-way."""
         with self._lock:

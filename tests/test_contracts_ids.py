@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from target_profile_mock.contracts.ids import check_third_party_id, check_tnt_id, client_code_from_host, is_edge_host
+from target_profile_mock.contracts.ids import check_third_party_id, check_tnt_id, client_code_from_host
 
 
 @pytest.mark.parametrize(("host", "code"), [
@@ -25,14 +25,6 @@ def test_client_code_from_a_client_code_host(host: str, code: str) -> None:
 ])
 def test_hosts_that_name_no_client(host: str | None) -> None:
     assert client_code_from_host(host) is None
-
-
-@pytest.mark.parametrize(("host", "edge"), [
-    ("acme.tt.omtrdc.net", True), ("mboxedge19.tt.omtrdc.net:80", True), ("localhost:8080", False),
-    ("example.com", False),
-])
-def test_is_edge_host(host: str, edge: bool) -> None:
-    assert is_edge_host(host) is edge
 
 
 def test_third_party_id_rules() -> None:

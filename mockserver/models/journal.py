@@ -133,19 +133,11 @@ class JournalEntry(Judged):
             self._url = request_url(self._request())
         return self._url
 
-    @url.setter
-    def url(self, value: str) -> None:
-        self._url = value
-
     @property
     def path(self) -> str:
         if self._path is None:
             self._path = self._request().path
         return self._path
-
-    @path.setter
-    def path(self, value: str) -> None:
-        self._path = value
 
     @property
     def query(self) -> list[tuple[str, str]]:
@@ -155,20 +147,12 @@ class JournalEntry(Judged):
             self._query = list(query_args(raw).items(multi=True))
         return self._query
 
-    @query.setter
-    def query(self, value: list[tuple[str, str]]) -> None:
-        self._query = value
-
     @property
     def headers(self) -> dict[str, str]:
         if self._headers is None:
             assert self._environ is not None
             self._headers = dict(EnvironHeaders(self._environ).items())
         return self._headers
-
-    @headers.setter
-    def headers(self, value: dict[str, str]) -> None:
-        self._headers = value
 
     def __repr__(self) -> str:
         return f"JournalEntry({', '.join(f'{f}={getattr(self, f)!r}' for f in self._FIELDS)})"

@@ -33,9 +33,6 @@ class SlidingWindow:
         """Events in the window ending at ``now`` (a read: nothing is recorded or dropped)."""
         return sum(1 for t in self._events if t > now - self.window)
 
-    def reset(self) -> None:
-        self._events.clear()
-
 
 class BucketWindow:
     """At most ``limit`` events in a rolling ``window``, counted in ``bucket``-second buckets.
@@ -77,7 +74,3 @@ class BucketWindow:
     def count(self, now: float) -> int:
         """Events in the window ending at ``now`` (a read: nothing is recorded or dropped)."""
         return sum(int(c) for start, c in self._buckets if start > now - self.window)
-
-    def reset(self) -> None:
-        self._buckets.clear()
-        self._total = 0
