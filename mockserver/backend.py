@@ -565,7 +565,7 @@ class MockBackend:
                 b.forced = True
             else:
                 b.forced = False
-                b.finish(state, t.profiles, self.now_ms())
+                b.end(state, t.profiles, self.now_ms())
             return b.to_dict()
 
     # --- auth ------------------------------------------------------------------------------------

@@ -92,7 +92,7 @@ class SessionFake:
 
     def prepare(self, settings: Settings) -> None:
         """Forget everything and apply ``settings``: cheap, since nothing is rebuilt."""
-        self.bridge.settle()
+        self.bridge.wait_abandoned()
         if self.server is not None and not self.server.wait_idle(SETTLE_TIMEOUT):
             warnings.warn(f"target_profile_server: a request of an earlier test was still running after "
                           f"{SETTLE_TIMEOUT:g} s; it may change this test's fake (a latency fault longer than "

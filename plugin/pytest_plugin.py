@@ -246,7 +246,7 @@ def target_profiles() -> Iterator[TargetProfiles]:
         if aio is not None:
             aio.uninstall()
         handle.close()
-        fake.bridge.settle()  # calls a client gave up on (read timeouts) finish within their test
+        fake.bridge.wait_abandoned()  # calls a client gave up on (read timeouts) finish within their test
 
 
 @pytest.fixture

@@ -146,11 +146,11 @@ class WsgiBridge:
         return PendingCall(lambda: self.call(method, url, headers, body))
 
     def abandon(self, call: PendingCall) -> None:
-        """A call whose client gave up: it runs on, as on a server, until ``settle``."""
+        """A call whose client gave up: it runs on, as on a server, until ``wait_abandoned``."""
         with self._abandoned_lock:
             self._abandoned.append(call)
 
-    def settle(self) -> None:
+    def wait_abandoned(self) -> None:
         """Wait for abandoned calls to finish, so none changes the fake after the test that made it."""
         with self._abandoned_lock:
             calls, self._abandoned = self._abandoned, []

@@ -102,7 +102,7 @@ class Batch:
             return self.submitted_ms + math.ceil(self.lifecycle.seconds * 1000)
         return None
 
-    def finish(self, outcome: State, store: ProfileStore, now_ms: int) -> None:
+    def end(self, outcome: State, store: ProfileStore, now_ms: int) -> None:
         """End the batch; a ``complete`` batch applies its rows, exactly once."""
         if self.state != "incomplete":
             return

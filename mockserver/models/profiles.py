@@ -46,7 +46,7 @@ class Profile:
     def attrs(self) -> dict[str, tuple[str, int]]:
         """Attribute name -> ``(value, modified epoch ms)``."""
         if self._row is not None:
-            self._settle()
+            self._unpack_row()
         if self._attrs is None:
             self._attrs = {}
         return self._attrs
@@ -55,7 +55,7 @@ class Profile:
     def attrs(self, value: dict[str, tuple[str, int]]) -> None:
         self._attrs, self._row, self._base = value, None, None
 
-    def _settle(self) -> None:
+    def _unpack_row(self) -> None:
         row, base = self._row, self._base
         self._row = self._base = None
         assert row is not None and base is not None
@@ -89,7 +89,7 @@ class Profile:
             return
         self.attrs  # noqa: B018 - settles a pending row first, so this one lands after it
         self._row, self._base = row, (names, ts_ms)
-        self._settle()
+        self._unpack_row()
 
     def data_bytes(self) -> int:
         """The UTF-8 size of its attribute names and values (what the 64 KB profile data limit counts)."""
@@ -140,7 +140,7 @@ class ProfileStore:
 
     def _all(self, *, settle: bool = True) -> dict[int, Profile]:
         if settle:
-            self._settle_pending()
+            self._adopt_pending()
         out: dict[int, Profile] = {}
         for index in self._index.values():
             for p in index.values():
@@ -197,7 +197,7 @@ class ProfileStore:
         self._index[kind][id_key(kind, profile_id)] = p
         return p
 
-    def _settle_pending(self) -> None:
+    def _adopt_pending(self) -> None:
         pending, self._pending = self._pending, []
         for kind, base, rows, hinted in pending:
             for key, row in rows.items():

@@ -113,7 +113,7 @@ class Tenant:
                    and b.due(now_ms, poll=False)]
             # in the order they ended, so a later write wins even when a later batch ended first
             for batch in sorted(due, key=lambda b: self._end_ms(b, now_ms)):
-                batch.finish(batch.lifecycle.outcome, self.profiles, self._end_ms(batch, now_ms))
+                batch.end(batch.lifecycle.outcome, self.profiles, self._end_ms(batch, now_ms))
             self._open = [b for b in self._open if b.state == "incomplete"]
 
     @staticmethod
@@ -128,7 +128,7 @@ class Tenant:
         if batch.state != "incomplete":
             return
         if batch.due(now_ms, poll=count):
-            batch.finish(batch.lifecycle.outcome, self.profiles, self._end_ms(batch, now_ms))
+            batch.end(batch.lifecycle.outcome, self.profiles, self._end_ms(batch, now_ms))
         if count:
             batch.polls += 1
 
