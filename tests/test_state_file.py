@@ -84,3 +84,26 @@ def test_a_state_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:
 def test_a_state_file_in_a_missing_folder_is_refused_at_start(tmp_path: Path) -> None:
     _assert_refused(_run("serve", "--port", "0", "--state-file", str(tmp_path / "nope" / "state.json")),
                     "--state-file", "must exist and be writable")
+
+
+def test_serve_tls_writes_the_state_file_on_sigterm_too(tmp_path: Path) -> None:
+    pytest.importorskip("cryptography")
+    import re
+
+    from test_cli import STARTUP_TIMEOUT, _spawn
+
+    path = tmp_path / "state.json"
+    server = _spawn([sys.executable, "-m", "target_profile_mock", "serve", "--tls", "--port", "0",
+                     "--ca-dir", str(tmp_path / "ca"), "--state-file", str(path)])
+    try:
+        url = server.wait_for(re.compile(r"serving on (https://\S+)"), STARTUP_TIMEOUT).group(1)
+        r = requests.post(f"{url}/_mock/tenants/acme/profiles", json={"tntId": "t1"}, timeout=5,
+                          verify=str(tmp_path / "ca" / "ca.pem"))
+        assert r.status_code == 201
+        assert server.stop(signal.SIGTERM) == 0
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(10)
+    assert any(f"state written to {path}" in line for line in server.lines), server.lines
+    assert list(json.loads(path.read_text())["tenants"]) == ["acme"]
