@@ -214,7 +214,7 @@ def _undo(undo: list[Callable[[], None]], handle: TargetProfiles, fake: SessionF
         while undo:
             undo.pop()()
         handle.close()
-        fake.bridge.settle()
+        fake.bridge.wait_abandoned()
     finally:
         with _idle_lock:
             _idle.append(fake)
