@@ -31,7 +31,7 @@ from .clock import MAX_EPOCH
 from .config import TENANT_KEYS, MockConfig, TenantSettings
 from .errors import ControlError
 from .lifecycle import Lifecycle, LifecycleError
-from .models.batches import Batch
+from .models.batches import Batch, _text_bytes
 from .models.faults import FaultRule, _scope, make_fault
 from .models.journal import Journal, JournalEntry
 from .models.profiles import ID_KINDS, Profile
@@ -89,6 +89,7 @@ def _batch_out(b: Batch) -> dict[str, Any]:
         "polls": b.polls, "state": b.state, "endedMs": b.ended_ms, "forced": b.forced,
         "counters": dict(b.counters), "failedIds": list(b.failed_ids), "lostIds": list(b.lost_ids),
         "skipped": b.skipped, "keepRows": b.keep_rows, "size": b.size, "ids": list(b.ids),
+        "detailsDropped": b.details_dropped, "rowsBytes": b.rows_bytes,
         "file": {"key": b.file.key, "attributes": list(b.file.attributes), "bytes": b.file.size,
                  "rows": [list(r) for r in b.file.rows] if kept else None,
                  "violations": [_violation_out(v) for v in b.file.violations]},
@@ -128,7 +129,9 @@ def _entry_out(e: JournalEntry) -> dict[str, Any]:
     return {"seq": e.seq, "timeMs": e.time_ms, "operation": e.operation, "tenant": e.tenant,
             "method": e.method, "url": e.url, "path": e.path, "query": [list(q) for q in e.query],
             "headers": e.headers, "body": base64.b64encode(e.body).decode("ascii"), "bodySize": e.body_size,
-            "status": e.status, "responseBody": base64.b64encode(e.response_body).decode("ascii"),
+            "bodySha256": e.body_sha256, "status": e.status,
+            "responseBody": base64.b64encode(e.response_body).decode("ascii"), "responseSize": e.response_size,
+            "responseSha256": e.response_sha256,
             "violations": [_violation_out(v) for v in e.violations], "parsed": e.parsed, "fault": e.fault}
 
 
@@ -350,8 +353,14 @@ def _batch_in(r: _Reader, tenant: str) -> Batch:
     b.lost_ids = _strings(r.at("lostIds"))
     b.size = r.at("size").int()
     b.ids = _strings(r.at("ids"))
-    if len(b.ids) != b.size or (rows is not None and len(rows) != b.size):
+    b.details_dropped = r.get("detailsDropped").opt(lambda x: x.bool()) or False
+    if b.details_dropped and (state == "incomplete" or b.ids or rows):
+        raise SnapshotError(f"{r.path}: only an ended batch drops its details, and then it has no ids and no rows")
+    if not b.details_dropped and (len(b.ids) != b.size or (rows is not None and len(rows) != b.size)):
         raise SnapshotError(f"{r.path}: size, ids and file.rows disagree on the number of rows")
+    b.ids_bytes = _text_bytes(b.ids)
+    # the rows' memory as the batch counted it when parsed (held as encoded lines then, as tuples now)
+    b.rows_bytes = r.get("rowsBytes").opt(lambda x: x.int()) or b.rows_bytes
     if rows is None and state == "incomplete":
         raise SnapshotError(f"{r.path}: an incomplete batch needs its file.rows (they are applied when it ends)")
     return b
@@ -404,12 +413,17 @@ def _entry_in(r: _Reader) -> JournalEntry:
     if any(len(q) != 2 for q in query):
         raise r.at("query").fail("a list of [name, value] pairs")
     parsed = r.at("parsed").obj()
-    return JournalEntry(r.at("seq").int(), r.at("timeMs").int(), r.at("operation").str(),
+    entry = JournalEntry(r.at("seq").int(), r.at("timeMs").int(), r.at("operation").str(),
                         r.get("tenant").opt(lambda x: x.str()), r.at("method").str(), r.at("url").str(),
                         r.at("path").str(empty=True), query,  # type: ignore[arg-type]
                         {k: _Reader(v, f"{headers.path}.{k}").str(empty=True) for k, v in headers.obj().items()},
                         b64(r.at("body")), r.at("bodySize").int(), r.at("status").int(), b64(r.at("responseBody")),
                         _violations_in(r.at("violations")), parsed, r.get("fault").opt(lambda x: x.str()))
+    # what a cut-short body or answer was in full, as the journal recorded it
+    entry.body_sha256 = r.get("bodySha256").opt(lambda x: x.str())
+    entry.response_size = r.get("responseSize").opt(lambda x: x.int()) or len(entry.response_body)
+    entry.response_sha256 = r.get("responseSha256").opt(lambda x: x.str())
+    return entry
 
 
 @dataclass
@@ -498,6 +512,9 @@ def import_state(data: Any, current: MockConfig, check: Callable[[str, Any], Non
         t.single_window._total = sum(int(n) for _, n in buckets)
         t.refresh_limits()
         tenants[code] = t
+    if config.max_tenants is not None and len(tenants) > config.max_tenants:
+        raise SnapshotError(f"snapshot.tenants: {len(tenants):,} client codes, more than its settings' max_tenants "
+                            f"({config.max_tenants:,})")
     journal = None
     if data.get("journal") is not None:
         journal = [_entry_in(e) for e in r.at("journal").items()]
@@ -518,8 +535,9 @@ def apply_state(backend: MockBackend, state: State) -> None:
             faults.seed = state.fault_seed
             faults._next_id = state.fault_next_id
             faults._rules = state.fault_rules
-        if backend.journal.maxlen != backend.config.journal_size:
-            backend.journal = Journal(backend.config.journal_size)
+        if (backend.journal.maxlen, backend.journal.max_bytes) != (backend.config.journal_size,
+                                                                   backend.config.journal_bytes):
+            backend.journal = Journal(backend.config.journal_size, backend.config.journal_bytes)
         if state.journal is not None:
             backend.journal.restore(state.journal)
 

@@ -290,7 +290,12 @@ class Journal:
         """Replace the entries (oldest first); new requests number on from the last of them."""
         with self._lock:
             self._entries.clear()
-            self._entries.extend(entries)
+            self._bytes = 0
+            for entry in entries:
+                entry.cost = entry.weigh()
+                self._entries.append(entry)
+                self._bytes += entry.cost
+            self._trim()
             self._seq = itertools.count(max((e.seq for e in entries), default=0) + 1)
 
     def __len__(self) -> int:
