@@ -35,7 +35,7 @@ from .models.batches import Batch, _text_bytes
 from .models.faults import FaultRule, _scope, make_fault
 from .models.journal import Journal, JournalEntry
 from .models.profiles import ID_KINDS, Profile
-from .models.tenant import PendingUpdate, Tenant, Token
+from .models.tenant import PendingLogin, PendingUpdate, Tenant, Token
 
 if TYPE_CHECKING:
     from .backend import MockBackend
@@ -74,7 +74,8 @@ def _settings_out(config: MockConfig) -> dict[str, Any]:
 
 def _profile_out(p: Profile) -> dict[str, Any]:
     return {"tntId": p.tnt_id, "thirdPartyId": p.third_party_id, "marketingCloudVisitorId": p.ecid,
-            "createdMs": p.created_ms, "attributes": {k: [v, ts] for k, (v, ts) in p.attrs.items()}}
+            "createdMs": p.created_ms, "activeMs": p.active_ms,
+            "attributes": {k: [v, ts] for k, (v, ts) in p.attrs.items()}}
 
 
 def _violation_out(v: Violation) -> dict[str, str]:
@@ -104,6 +105,9 @@ def _tenant_out(t: Tenant) -> dict[str, Any]:
         "pendingUpdates": [{"visibleMs": u.visible_ms, "kind": u.kind, "id": u.profile_id,
                             "fallback": list(u.fallback) if u.fallback else None,
                             "attributes": dict(u.attributes)} for u in t.pending],
+        "pendingLogins": [{"visibleMs": x.visible_ms, "tntId": x.tnt_id, "thirdPartyId": x.third_party_id}
+                          for x in t.logins],
+        "offers": {mbox: dict(offer) for mbox, offer in t.offers.items()},
         "batches": [_batch_out(b) for b in t.batches],
         "token": None if t.token is None else {"value": t.token.value, "issuedMs": t.token.issued_ms,
                                                "ttl": t.token.ttl},
@@ -314,6 +318,7 @@ def _profiles_in(r: _Reader, t: Tenant) -> None:
                 raise SnapshotError(f"{pr.path}: {kind} {value!r} already names an earlier profile")
             store.link(p, kind, value)  # type: ignore[arg-type]
         p.attrs = _attributes_in(pr.at("attributes"))
+        p.active_ms = pr.get("activeMs").opt(lambda x: x.int()) or p.created_ms
 
 
 def _strings(r: _Reader) -> list[str]:
@@ -491,6 +496,13 @@ def import_state(data: Any, current: MockConfig, check: Callable[[str, Any], Non
                                            u.at("id").str(), fallback,  # type: ignore[arg-type]
                                            {k: _Reader(v, f"{attrs.path}.{k}").str(empty=True)
                                             for k, v in attrs.obj().items()}))
+        for lr in tr.get("pendingLogins").opt(lambda x: x.items()) or []:
+            t.logins.append(PendingLogin(lr.at("visibleMs").int(), lr.at("tntId").str(), lr.at("thirdPartyId").str()))
+        offers = tr.get("offers")
+        for mbox, offer in (offers.opt(lambda x: x.obj()) or {}).items():
+            o = _Reader(offer, f"{offers.path}.{mbox}")
+            o.at("type").str()
+            t.offers[mbox] = dict(o.obj())
         for br in tr.at("batches").items():
             b = _batch_in(br, code)
             if b.batch_id in seen_batches:

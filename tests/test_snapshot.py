@@ -340,3 +340,34 @@ def test_kill_9_while_writing_leaves_the_previous_file_whole(tmp_path: Path) -> 
     before.save(str(path))
     other.load(str(path))
     assert {p["tntId"] for p in other.profiles("acme")} == {"first", "second"}
+
+
+def _visit(be: MockBackend, tenant: str, ids: dict[str, str], params: dict[str, str]) -> dict[str, Any]:
+    from target_profile_mock.contracts.delivery import parse_delivery
+
+    body = {"context": {"channel": "web"}, "execute": {"mboxes": [{"index": 1, "name": "home",
+                                                                   "profileParameters": params}]}}
+    if ids:
+        body["id"] = ids
+    req = parse_delivery({"sessionId": "s"}, json.dumps(body).encode())
+    assert not req.errors
+    return be.visit(tenant, req)
+
+
+def test_visitors_logins_offers_and_profile_life_survive() -> None:
+    be = MockBackend(MockConfig(login_sync_delay=60.0, profile_lifetime=3600.0))
+    be.clock.freeze(T0)
+    tnt = _visit(be, "acme", {}, {"tier": "gold"})["id"]["tntId"]
+    be.seed_profile("acme", third_party_id="cust-1", attributes={"city": "Bern"})
+    be.advance(100)
+    _visit(be, "acme", {"tntId": tnt, "thirdPartyId": "cust-1"}, {})  # a login, connected after 60 s
+    be.set_offer("acme", "home", {"banner": "spring"})
+    other = MockBackend()
+    other.restore(json.loads(json.dumps(be.snapshot())))
+    assert other.snapshot() == be.snapshot()
+    assert other.tenant("acme").logins and other.tenant("acme").offers == be.tenant("acme").offers
+    for b in (be, other):
+        b.advance(60)  # the login lands on both
+        assert b.get_profile("acme", "thirdPartyId", "cust-1")["attributes"] == {"tier": "gold", "city": "Bern"}  # type: ignore[index]
+        b.advance(3600)  # idle for the whole lifetime: gone on both
+        assert b.get_profile("acme", "thirdPartyId", "cust-1") is None
