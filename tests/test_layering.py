@@ -124,8 +124,10 @@ def _mockserver_imports() -> dict[str, set[str]]:
                     target = f"{anchor}.{node.module}" if node.module else anchor
                 else:
                     target = node.module or ""
-                names.add(target)
-                names |= {f"{target}.{a.name}" for a in node.names}  # a submodule imported by name
+                if node.module or not node.level:
+                    names.add(target)
+                # a submodule imported by name; "from . import x" loads only x (its package is loaded already)
+                names |= {f"{target}.{a.name}" for a in node.names}
         graph[module] = names
     return graph
 
