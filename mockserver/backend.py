@@ -668,6 +668,9 @@ class MockBackend:
             elif profile.tnt_id is None:
                 tnt = req.tnt_id if req.tnt_id is not None else f"{self._rng.getrandbits(128):032x}"
                 store.link(profile, "tntId", tnt if "." in tnt else f"{tnt}.{hint}")
+            elif "." not in profile.tnt_id:
+                # a profile seeded without a hint: a visit's answer always carries one, and keeps it from then on
+                store.link(profile, "tntId", f"{profile.tnt_id}.{hint}")
             ecid = req.marketing_cloud_visitor_id
             if ecid is not None:
                 other = store.find("marketingCloudVisitorId", ecid)

@@ -49,6 +49,15 @@ def test_a_visit_with_a_known_id_updates_it_and_answers_with_its_hint(client: Fl
     assert len(backend.profiles("acme")) == 1
 
 
+def test_a_visit_to_a_profile_seeded_without_a_hint_answers_with_one(client: FlaskClient,
+                                                                      backend: MockBackend) -> None:
+    backend.seed_profile("acme", tnt_id="1600000000000-100000", attributes={"a": "1"})
+    r = visit(client, tntId="1600000000000-100000")
+    assert r.json["id"]["tntId"] == "1600000000000-100000.28_0"
+    assert backend.get_profile("acme", "tntId", "1600000000000-100000")["tntId"] == "1600000000000-100000.28_0"
+    assert len(backend.profiles("acme")) == 1
+
+
 def test_an_unknown_tnt_id_starts_a_profile_under_that_id(client: FlaskClient, backend: MockBackend) -> None:
     r = visit(client, tntId="1368007744041-575948")
     assert r.json["id"]["tntId"] == "1368007744041-575948.28_0"
