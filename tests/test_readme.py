@@ -191,3 +191,24 @@ def test_tls_shell_example(block: Block, tls_front: tuple[int, Path], tmp_path: 
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _slug(heading: str) -> str:
+    # GitHub's anchors: lower case, punctuation dropped, spaces to hyphens
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_in_the_readme_leads_somewhere() -> None:
+    text = README.read_text(encoding="utf-8")
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)  # a '#' in a code block is a comment, not a heading
+    anchors = {_slug(h) for h in re.findall(r"^#{1,6} (.+)$", prose, flags=re.M)}
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", prose):
+        if target.startswith(("http://", "https://")):
+            continue
+        path, _, anchor = target.partition("#")
+        if path and not (README.parent / path).exists():
+            broken.append(target)
+        elif not path and anchor not in anchors:
+            broken.append(target)
+    assert broken == [], f"README links to nothing at {broken}; headings give {sorted(anchors)}"
