@@ -207,8 +207,6 @@ def test_every_link_in_the_readme_leads_somewhere() -> None:
         if target.startswith(("http://", "https://")):
             continue
         path, _, anchor = target.partition("#")
-        if path and not (README.parent / path).exists():
-            broken.append(target)
-        elif not path and anchor not in anchors:
+        if (path and not (README.parent / path).exists()) or (not path and anchor not in anchors):
             broken.append(target)
     assert broken == [], f"README links to nothing at {broken}; headings give {sorted(anchors)}"
