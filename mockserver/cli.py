@@ -69,6 +69,25 @@ def _timeout_seconds(text: str) -> float:
     return value
 
 
+def _days(text: str) -> float | None:
+    if text.strip().lower() == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not 0 < value <= 36_500:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days from 0 to 36500 (exclusive of 0), "
+                                         "or 'off'")
+    return value
+
+
+def _location_hint(text: str) -> str:
+    if re.fullmatch(r"[0-9]{1,3}_[0-9]{1,3}", text) is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a location hint such as 28_0 (<cluster>_<node>)")
+    return text
+
+
 def _port(text: str) -> int:
     try:
         port = int(text)
@@ -180,6 +199,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--max-tenants", type=_whole(1, off="no bound"), default=10_000, metavar="N",
                    help="client codes held at once; a write naming a new one beyond it gets 503 (default: 10000; "
                         "'off' for no bound)")
+    s.add_argument("--profile-lifetime", type=_days, default=14.0, metavar="DAYS",
+                   help="days a profile lives without activity (default: 14, Adobe's; up to 90 on request; "
+                        "'off' keeps profiles for ever)")
+    s.add_argument("--login-sync-delay", type=_seconds, default=0.0, metavar="SECONDS",
+                   help="seconds before a login connects a thirdPartyId to the visitor (default: 0; Adobe "
+                        "documents 5-10 minutes)")
+    s.add_argument("--location-hint", type=_location_hint, default="28_0", metavar="CLUSTER_NODE",
+                   help="the location hint of tntIds the Delivery API issues (default: 28_0)")
     s.add_argument("--control-token", type=_token, metavar="TOKEN",
                    help="require X-Mock-Token: TOKEN on the /_mock/ control API")
     s.add_argument("--threads", type=_whole(1), default=8, help="worker threads (default: 8)")
@@ -221,6 +248,9 @@ def config_from_args(args: argparse.Namespace) -> MockConfig:
         journal_bytes=args.journal_bytes,
         batch_retention_bytes=args.batch_retention_bytes,
         max_tenants=args.max_tenants,
+        profile_lifetime=None if args.profile_lifetime is None else args.profile_lifetime * 86_400.0,
+        login_sync_delay=args.login_sync_delay,
+        location_hint=args.location_hint,
         control_token=args.control_token,
     )
 

@@ -216,3 +216,27 @@ def test_connection_options_refuse_values_that_cannot_work(option: str, value: s
                           capture_output=True, text=True, timeout=30, env=_env(), cwd=ROOT)
     assert proc.returncode == 2 and option in proc.stderr and repr(value) in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and "serving on" not in proc.stdout
+
+
+# --- --profile-lifetime, --login-sync-delay, --location-hint -----------------------------------------------
+def _visit(server: Server, **ids: str) -> dict:
+    body = {"context": {"channel": "web"}, **({"id": ids} if ids else {})}
+    r = requests.post(server.url + "/rest/v1/delivery?client=life&sessionId=s1", json=body, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_identity_options() -> None:
+    with serving("--profile-lifetime", "2", "--login-sync-delay", "300", "--location-hint", "45_3") as server:
+        tnt = _visit(server)["id"]["tntId"]
+        assert tnt.endswith(".45_3")
+        by_tnt = server.url + f"/rest/v1/profiles/{tnt}?client=life"
+        by_third = server.url + "/rest/v1/profiles/thirdPartyId/crm-1?client=life"
+        _visit(server, tntId=tnt, thirdPartyId="crm-1")  # a login: connected only after the sync delay
+        assert requests.get(by_third, timeout=10).status_code == 404
+        requests.post(server.url + "/_mock/clock", json={"advance": 301}, timeout=10).raise_for_status()
+        assert requests.get(by_third, timeout=10).status_code == 200
+        requests.post(server.url + "/_mock/clock", json={"advance": 2 * 86_400 - 60}, timeout=10).raise_for_status()
+        assert requests.get(by_tnt, timeout=10).status_code == 200  # idle for less than two days
+        requests.post(server.url + "/_mock/clock", json={"advance": 120}, timeout=10).raise_for_status()
+        assert requests.get(by_tnt, timeout=10).status_code == 404
