@@ -93,6 +93,9 @@ def parse_delivery(query: str | Mapping[str, str], body: bytes, *, content_type:
     except (UnicodeDecodeError, ValueError) as exc:
         out.append(_v("delivery.json-body", f"the body is not JSON ({exc})", "body"))
         return req
+    except RecursionError:  # nesting deeper than the interpreter's stack
+        out.append(_v("delivery.json-body", "the body nests JSON arrays or objects too deeply to read", "body"))
+        return req
     if not isinstance(doc, dict):
         out.append(_v("delivery.json-body", "the body is not a JSON object" if doc is not None else
                       "the body is empty", "body"))

@@ -706,10 +706,19 @@ class TargetProfiles:
             checks.append(m.rows(rows, self._rows_of))
         desc = ", ".join(f"{k}={v!r}" for k, v in (("version", version), ("key", key), ("attributes", attributes),
                                                    ("tenant", tenant), ("rows", rows)) if v is not None)
-        found = self._expect("batch submission", m.operation("batch-submit"), checks, desc, times)
-        if not found or not found[-1].parsed.get("batchId"):
+        found = self._expect("batch submission", m.operation("batch-submit"), checks, desc, times,
+                             ineffective=self._submission_refused)
+        if not found:
             return {}
         return self.backend.batch(found[-1].parsed["batchId"])
+
+    @staticmethod
+    def _submission_refused(e: JournalEntry) -> str | None:
+        """Why the batch submission ``e`` made no batch (refused, or faulted before it was taken), or None."""
+        if e.parsed.get("batchId"):
+            return None
+        why = "; ".join(v.message for v in e.errors) or (f"fault: {e.fault}" if e.fault else "")
+        return f"refused with HTTP {e.status}" + (f": {why}" if why else "")
 
     def _rows_of(self, entry: JournalEntry) -> list[dict[str, str]] | None:
         batch_id = entry.parsed.get("batchId")

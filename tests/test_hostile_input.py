@@ -50,6 +50,15 @@ def test_deeply_nested_json_single_update_is_refused_as_an_unknown_body(client, 
     assert backend.get_profile("demo", "thirdPartyId", "c1")["attributes"] == {"a": "1"}
 
 
+@pytest.mark.parametrize("levels", [900, DEEP])
+def test_deeply_nested_json_visit_is_refused_and_creates_no_profile(client, backend, levels):
+    body = b'{"context": {"channel": "web"}, "execute": ' + b"[" * levels + b"]" * levels + b"}"
+    r = client.post("/rest/v1/delivery?client=demo&sessionId=s1", data=body, content_type="application/json")
+    assert r.status_code == 400, r.data
+    assert r.get_json()["message"].startswith("[delivery.")
+    assert backend.profiles("demo") == []
+
+
 # --- CSV seeds -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("text", "line"), [
     ("thirdPartyId,a\r\nc1,x\ry\r\n", 2),

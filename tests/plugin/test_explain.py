@@ -136,6 +136,34 @@ def test_seeded_only_afterwards(target_profiles):
         "so it changed nothing*"])
 
 
+def test_assert_batch_submitted_fails_for_a_refused_submission_and_says_why(run: Run) -> None:
+    result = run('''
+import pytest
+import requests
+
+URL = "https://demo.tt.omtrdc.net/m2/demo/v2/profile/batchUpdate"
+FORM = "application/x-www-form-urlencoded"
+
+@pytest.mark.target_profiles(strict=False)
+def test_refused(target_profiles):
+    requests.post(URL, data=b"thirdPartyId,tier\\nc-1,gold\\n", headers={"Content-Type": FORM})  # no batch=
+    target_profiles.assert_batch_submitted(version=2)
+
+@pytest.mark.target_profiles(strict=False)
+def test_one_refused_one_taken(target_profiles):
+    requests.post(URL, data=b"thirdPartyId,tier\\nc-1,gold\\n", headers={"Content-Type": FORM})
+    requests.post(URL, data=b"batch=thirdPartyId,tier\\nc-1,gold\\n", headers={"Content-Type": FORM})
+    assert target_profiles.assert_batch_submitted(version=2)["status"] == "incomplete"
+''')
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines([
+        "*expected 1 batch submission(s) matching version=2; 1 such request(s) were sent, 1 of which changed "
+        "nothing:",
+        "  POST https://demo.tt.omtrdc.net/m2/demo/v2/profile/batchUpdate -> 4*",
+        "    - refused with HTTP 4*",
+    ])
+
+
 def test_assert_updated_counts_what_updated_and_still_passes(run: Run) -> None:
     result = run(BAD_UPDATE + '''
 import pytest
