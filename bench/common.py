@@ -16,9 +16,10 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,10 +250,23 @@ def _wrk_ms(text: str) -> float:
     return float(m.group(1)) * _WRK_UNITS[m.group(2)]
 
 
-def wrk(url: str, *, connections: int = 4, duration: float = 3.0, threads: int = 1) -> LoadResult:
-    """Run wrk against one URL (GET, keep-alive) and read its throughput and latency percentiles."""
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s",
-                          "--latency", url], capture_output=True, text=True, check=True).stdout
+def wrk(url: str, *, connections: int = 4, duration: float = 3.0, threads: int = 1, body: bytes | None = None,
+        headers: Mapping[str, str] | None = None) -> LoadResult:
+    """Run wrk against one URL (keep-alive; GET, or POST of ``body`` with ``headers``) and read its
+    throughput and latency percentiles."""
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency"]
+    script = None
+    if body is not None:
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+            f.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body.decode())}\n')
+            f.writelines(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in (headers or {}).items())
+        script = f.name
+        argv += ["-s", script]
+    try:
+        out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
+    finally:
+        if script is not None:
+            os.unlink(script)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     pct = dict(re.findall(r"^\s+(\d+)%\s+(\S+)$", out, re.M))
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -266,9 +280,10 @@ def wrk(url: str, *, connections: int = 4, duration: float = 3.0, threads: int =
     return LoadResult(rps, _wrk_ms(pct["50"]), _wrk_ms(pct["99"]), total, errors, "wrk")
 
 
-def python_load(url: str, *, connections: int = 4, duration: float = 3.0,
-                max_requests: int | None = None) -> LoadResult:
-    """A keep-alive load generator in Python threads: the fallback when wrk is missing.
+def python_load(url: str, *, connections: int = 4, duration: float = 3.0, max_requests: int | None = None,
+                body: bytes | None = None, headers: Mapping[str, str] | None = None) -> LoadResult:
+    """A keep-alive load generator in Python threads (GET, or POST of ``body`` with ``headers``): the
+    fallback when wrk is missing.
 
     It shares the GIL and the CPUs with nothing but itself, yet it is far slower than wrk, so its
     throughput figures understate both sides; the ratio still compares like with like.
@@ -286,7 +301,7 @@ def python_load(url: str, *, connections: int = 4, duration: float = 3.0,
         try:
             while time.perf_counter() < stop_at and (per_conn is None or len(lat) < per_conn):
                 t = time.perf_counter()
-                conn.request("GET", target)
+                conn.request("GET" if body is None else "POST", target, body=body, headers=dict(headers or {}))
                 resp = conn.getresponse()
                 resp.read()
                 lat.append(time.perf_counter() - t)
@@ -310,10 +325,11 @@ def python_load(url: str, *, connections: int = 4, duration: float = 3.0,
                       "python")
 
 
-def load(url: str, *, connections: int = 4, duration: float = 3.0, use_wrk: bool = True) -> LoadResult:
+def load(url: str, *, connections: int = 4, duration: float = 3.0, use_wrk: bool = True, body: bytes | None = None,
+         headers: Mapping[str, str] | None = None) -> LoadResult:
     if use_wrk and have_wrk():
-        return wrk(url, connections=connections, duration=duration)
-    return python_load(url, connections=connections, duration=duration)
+        return wrk(url, connections=connections, duration=duration, body=body, headers=headers)
+    return python_load(url, connections=connections, duration=duration, body=body, headers=headers)
 
 
 def alternate(rounds: int, runs: dict[str, Callable[[], float]]) -> dict[str, list[float]]:

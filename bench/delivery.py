@@ -9,29 +9,20 @@ Run: ``.venv/bin/python bench/delivery.py [--duration S] [--rounds N] [--quick]`
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import os
-import re
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
     LoadResult,
-    _wrk_ms,
     alternate,
     bare_server,
     control,
     ensure_wrk,
-    have_wrk,
     heading,
+    load,
     median,
     mock_server,
     report,
@@ -48,54 +39,8 @@ HEADERS = {"Content-Type": "application/json"}
 
 
 def post_load(url: str, body: bytes, *, connections: int, duration: float, use_wrk: bool) -> LoadResult:
-    """POST ``body`` over keep-alive connections for ``duration`` seconds (wrk with a Lua script, or Python)."""
-    if use_wrk and have_wrk():
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-            f.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body.decode())}\n'
-                    'wrk.headers["Content-Type"] = "application/json"\n')
-            script = f.name
-        try:
-            out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
-                                  "-s", script, url], capture_output=True, text=True, check=True).stdout
-        finally:
-            os.unlink(script)
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-        pct = dict(re.findall(r"^\s+(\d+)%\s+(\S+)$", out, re.M))
-        total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-        m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        return LoadResult(rps, _wrk_ms(pct["50"]), _wrk_ms(pct["99"]), total, int(m.group(1)) if m else 0, "wrk")
-    parts = urlsplit(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    latencies: list[list[float]] = [[] for _ in range(connections)]
-    errors = [0] * connections
-    stop_at = time.perf_counter() + duration
-
-    def worker(i: int) -> None:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-        try:
-            while time.perf_counter() < stop_at:
-                t = time.perf_counter()
-                conn.request("POST", target, body=body, headers=HEADERS)
-                resp = conn.getresponse()
-                resp.read()
-                latencies[i].append(time.perf_counter() - t)
-                if resp.status >= 300:
-                    errors[i] += 1
-        finally:
-            conn.close()
-
-    t0 = time.perf_counter()
-    pool = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
-    for th in pool:
-        th.start()
-    for th in pool:
-        th.join()
-    flat = sorted(x for lat in latencies for x in lat)
-    n = len(flat)
-    if not n:
-        return LoadResult(0.0, 0.0, 0.0, 0, sum(errors), "python")
-    return LoadResult(n / (time.perf_counter() - t0), flat[n // 2] * 1000, flat[min(n - 1, int(n * 0.99))] * 1000,
-                      n, sum(errors), "python")
+    """POST ``body`` as JSON over keep-alive connections for ``duration`` seconds (wrk, or Python threads)."""
+    return load(url, connections=connections, duration=duration, use_wrk=use_wrk, body=body, headers=HEADERS)
 
 
 def _seed(base: str, profiles: int) -> None:
