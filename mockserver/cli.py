@@ -49,21 +49,23 @@ def _whole(minimum: int, *, off: str | None = None) -> Callable[[str], int | Non
     return parse
 
 
-def _seconds(text: str) -> float:
+def _number(text: str) -> float:
+    """``text`` as a float, NaN when it is none (so one finiteness check refuses both)."""
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        value = math.nan
+        return math.nan
+
+
+def _seconds(text: str) -> float:
+    value = _number(text)
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
     return value
 
 
 def _timeout_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
+    value = _number(text)
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds > 0")
     return value
@@ -72,10 +74,7 @@ def _timeout_seconds(text: str) -> float:
 def _days(text: str) -> float | None:
     if text.strip().lower() == "off":
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
+    value = _number(text)
     if not math.isfinite(value) or not 0 < value <= 36_500:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of days from 0 to 36500 (exclusive of 0), "
                                          "or 'off'")
