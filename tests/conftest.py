@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -84,3 +87,24 @@ class BulkClient:
 @pytest.fixture
 def bulk(client: FlaskClient) -> BulkClient:
     return BulkClient(client)
+
+
+class _Hello(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "5")
+        self.end_headers()
+        self.wfile.write(b"hello")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def other_host_port() -> Iterator[int]:
+    """The port of a plain HTTP server on loopback, not Adobe's: every GET answers ``hello``."""
+    server = HTTPServer(("127.0.0.1", 0), _Hello)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_port
+    server.shutdown()
+    server.server_close()

@@ -12,11 +12,8 @@ import ssl
 import stat
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -236,28 +233,9 @@ def test_other_hosts_are_refused_with_a_message_that_says_what_to_do(front: TlsF
         requests.get("https://example.com/", proxies={"https": front.http_url}, timeout=10)
 
 
-@pytest.fixture
-def plain_other_host() -> Iterator[int]:
-    class Hello(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", "5")
-            self.end_headers()
-            self.wfile.write(b"hello")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Hello)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_port
-    server.shutdown()
-    server.server_close()
-
-
-def test_passthrough_tunnels_other_hosts(ca: LocalCA, backend: MockBackend, plain_other_host: int) -> None:
+def test_passthrough_tunnels_other_hosts(ca: LocalCA, backend: MockBackend, other_host_port: int) -> None:
     with TlsFront(create_app(backend), ca.server_context(), passthrough=True) as front:
-        sock, head = _connect(front.port, f"127.0.0.1:{plain_other_host}")
+        sock, head = _connect(front.port, f"127.0.0.1:{other_host_port}")
         assert head.startswith(b"HTTP/1.1 200 Connection established")
         sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
         answer = b""
@@ -316,10 +294,10 @@ def test_plain_http_proxying_answers_adobe_s_hosts_and_refuses_others(front: Tls
 
 
 def test_passthrough_forwards_plain_http_proxy_requests(ca: LocalCA, backend: MockBackend,
-                                                        plain_other_host: int) -> None:
+                                                        other_host_port: int) -> None:
     with TlsFront(create_app(backend), ca.server_context(), passthrough=True) as front:
         sock = socket.create_connection(("127.0.0.1", front.port), timeout=10)
-        sock.sendall(f"GET http://127.0.0.1:{plain_other_host}/ HTTP/1.0\r\n\r\n".encode())
+        sock.sendall(f"GET http://127.0.0.1:{other_host_port}/ HTTP/1.0\r\n\r\n".encode())
         answer = b""
         while chunk := sock.recv(4096):
             answer += chunk

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
-from collections.abc import Awaitable, Callable, Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -164,22 +162,8 @@ def test_latency_meets_aiohttp_s_read_timeout_and_leaves_the_loop_free(tp: Targe
 
 
 @pytest.fixture
-def other_host() -> Iterator[str]:
-    class Hello(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", "5")
-            self.end_headers()
-            self.wfile.write(b"hello")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Hello)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/"
-    server.shutdown()
-    server.server_close()
+def other_host(other_host_port: int) -> str:
+    return f"http://127.0.0.1:{other_host_port}/"
 
 
 def get_text(url: str) -> Callable[[aiohttp.ClientSession], Awaitable[str]]:

@@ -227,27 +227,8 @@ def test_unittest_run_without_pytest(tmp_path: Path) -> None:
     assert "FAILED (failures=1)" in out, out
 
 
-def test_other_hosts_pass_through_by_default() -> None:
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    class Hello(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", "5")
-            self.end_headers()
-            self.wfile.write(b"hello")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Hello)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        with mock_target() as target:
-            assert requests.get(f"http://127.0.0.1:{server.server_port}/").text == "hello"
-            assert httpx.get(f"http://127.0.0.1:{server.server_port}/").text == "hello"
-        assert target.requests() == []
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_other_hosts_pass_through_by_default(other_host_port: int) -> None:
+    with mock_target() as target:
+        assert requests.get(f"http://127.0.0.1:{other_host_port}/").text == "hello"
+        assert httpx.get(f"http://127.0.0.1:{other_host_port}/").text == "hello"
+    assert target.requests() == []
