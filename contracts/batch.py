@@ -19,8 +19,8 @@ from urllib.parse import quote, unquote, unquote_plus
 from .ids import TNT_ID_RE
 from .rules import LIMITS, Judged, Severity, Violation, rule
 
-__all__ = ["BatchFile", "BatchKey", "BatchRows", "Transport", "decode_row", "encode_batch", "encode_cell",
-           "parse_batch"]
+__all__ = ["BatchFile", "BatchKey", "BatchRows", "Transport", "batch_update_path", "decode_row", "encode_batch",
+           "encode_cell", "parse_batch"]
 
 BatchKey = Literal["pcId", "thirdPartyId"]
 #: How the file reached the server: the documented raw form body, a text/csv body, or a multipart part.
@@ -517,6 +517,12 @@ def parse_batch(
     return result
 
 
+def batch_update_path(client: str, version: int) -> str:
+    """The path a batch file is submitted to: ``/m2/<client>/v2/profile/batchUpdate`` for version 2, else
+    the version 1 route."""
+    return f"/m2/{client}/v2/profile/batchUpdate" if version == 2 else f"/m2/{client}/profile/batchUpdate"
+
+
 def encode_cell(value: str) -> str:
     """Percent-encode one cell as Adobe documents: UTF-8, every reserved character escaped."""
     return quote(value, safe="")
@@ -533,8 +539,8 @@ def encode_batch(
 
     Each row is ``(id, values)`` where values is a sequence in header order or a mapping by name.
     """
-    out = io.StringIO()
-    out.write("batch=" + ",".join([key, *(encode_cell(a) for a in attributes)]))
+    lines = ["batch=" + ",".join([key, *(encode_cell(a) for a in attributes)])]
+    append = lines.append
     for row_id, values in rows:
         if isinstance(values, Mapping):
             cells = [values.get(a, "") for a in attributes]
@@ -542,7 +548,7 @@ def encode_batch(
             cells = list(values)
         while cells and cells[-1] == "":
             cells.pop()
-        out.write(line_ending)
-        out.write(",".join([encode_cell(row_id), *(encode_cell(c) for c in cells)]))
-    out.write(line_ending)
-    return out.getvalue().encode("ascii")
+        # an empty cell needs no quote() call: most cells of a sparse file are empty
+        append(",".join([encode_cell(row_id), *(encode_cell(c) if c else "" for c in cells)]))
+    lines.append("")
+    return line_ending.join(lines).encode("ascii")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 from urllib.parse import quote, unquote, urlencode
 
@@ -12,11 +13,14 @@ from .ids import check_third_party_id, check_tnt_id
 from .rules import LIMITS, Judged, Violation, rule
 
 __all__ = ["IdKind", "SingleUpdate", "SingleUpdateRequest", "build_single_update", "parse_single_update",
-           "query_pairs"]
+           "query_pairs", "single_update_request"]
 
 IdKind = Literal["mboxPC", "mbox3rdPartyId"]
 PROFILE_PREFIX = "profile."
 FORM = "application/x-www-form-urlencoded"
+#: The headers of a POST single update (read-only: requests built with them share it)
+FORM_HEADERS: Mapping[str, str] = MappingProxyType({"Content-Type": FORM})
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(slots=True)
@@ -198,9 +202,20 @@ def build_single_update(
 
     GET puts everything in the query string; POST sends it as a form body.
     """
-    pairs = [(id_kind, profile_id)] + [(PROFILE_PREFIX + k, v) for k, v in attributes.items()]
-    encoded = urlencode(pairs, quote_via=quote, safe="")
+    pairs = [(id_kind, profile_id), *((PROFILE_PREFIX + k, v) for k, v in attributes.items())]
+    return single_update_request(pairs, method=method, client=client)
+
+
+def single_update_request(
+    pairs: Iterable[tuple[str, str]],
+    *,
+    method: Literal["GET", "POST"] = "GET",
+    client: str = "client",
+) -> SingleUpdateRequest:
+    """Serialise any parameters as a single update, in order and unchecked (so also ones that break a
+    rule): each name and value percent-encoded as UTF-8, in the query string (GET) or a form body (POST)."""
+    encoded = urlencode(list(pairs), quote_via=quote, safe="")
     path = f"/m2/{client}/profile/update"
     if method == "GET":
-        return SingleUpdateRequest("GET", path, encoded, None, {})
-    return SingleUpdateRequest("POST", path, "", encoded.encode("ascii"), {"Content-Type": FORM})
+        return SingleUpdateRequest("GET", path, encoded, None, _NO_HEADERS)
+    return SingleUpdateRequest("POST", path, "", encoded.encode("ascii"), FORM_HEADERS)

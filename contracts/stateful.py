@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import quote
 
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from .batch import encode_cell
+from .batch import batch_update_path, encode_batch
 from .model import ProfileModel
+from .single import FORM_HEADERS, IdKind, build_single_update
 from .strategies import HttpRequest, HttpResponse
+from .strategies._http import as_http
 from .strategies.building import attribute_values
-from .strategies.valid import FORM_HEADERS, _single_request
 from .xmlbodies import parse_batch_status, parse_response
 
 __all__ = ["ControlOverHttp", "Driver", "MockServerDriver", "RequestsDriver", "profile_machine"]
@@ -180,10 +181,11 @@ def profile_machine(driver_factory: Callable[[], Driver], *, client: str = "demo
 
         @rule(kind_id=ids, attrs=st.dictionaries(st.sampled_from(_NAMES), _values, min_size=1, max_size=3),
               method=st.sampled_from(("GET", "POST")))
-        def update(self, kind_id: tuple[str, str], attrs: dict[str, str], method: str) -> None:
+        def update(self, kind_id: tuple[str, str], attrs: dict[str, str], method: Literal["GET", "POST"]) -> None:
             kind, pid = kind_id
-            id_kind = "mboxPC" if kind == "tntId" else "mbox3rdPartyId"
-            resp = self.driver.send(_single_request(client, id_kind, pid, attrs, method))  # type: ignore[arg-type]
+            id_kind: IdKind = "mboxPC" if kind == "tntId" else "mbox3rdPartyId"
+            request = build_single_update(pid, attrs, id_kind=id_kind, method=method, client=client)
+            resp = self.driver.send(as_http(request))
             assert resp.status == 200, (resp.status, resp.body)
             assert parse_response(resp.body).get("success") == "true", resp.body
             self.model.single_update(id_kind, pid, attrs)
@@ -194,14 +196,9 @@ def profile_machine(driver_factory: Callable[[], Driver], *, client: str = "demo
             pool = _TNT_POOL if key == "tntId" else _THIRD_POOL
             header = "pcId" if key == "tntId" else "thirdPartyId"
             names = _NAMES[:3]
-            lines = ["batch=" + ",".join([header, *names])]
-            model_rows = []
-            for i, cells in rows:
-                lines.append(",".join([encode_cell(pool[i]), *(encode_cell(c) for c in cells)]))
-                model_rows.append((pool[i], tuple(cells)))
-            body = ("\n".join(lines) + "\n").encode("ascii")
-            path = f"/m2/{client}/v2/profile/batchUpdate" if version == 2 else f"/m2/{client}/profile/batchUpdate"
-            resp = self.driver.send(HttpRequest("POST", path, "", body, FORM_HEADERS))
+            model_rows = [(pool[i], tuple(cells)) for i, cells in rows]
+            body = encode_batch(header, names, model_rows)  # type: ignore[arg-type]
+            resp = self.driver.send(HttpRequest("POST", batch_update_path(client, version), "", body, FORM_HEADERS))
             assert resp.status == 200, (resp.status, resp.body)
             fields = parse_response(resp.body)
             assert fields.get("success") == "true", resp.body

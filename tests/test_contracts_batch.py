@@ -8,7 +8,7 @@ from urllib.parse import quote, urlencode
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from target_profile_mock.contracts.batch import encode_batch, encode_cell, parse_batch
+from target_profile_mock.contracts.batch import batch_update_path, encode_batch, encode_cell, parse_batch
 from target_profile_mock.contracts.rules import Severity
 from target_profile_mock.contracts.xmlbodies import (
     batch_refused,
@@ -286,6 +286,11 @@ def test_size_limit_stops_reading_a_stream():
 def test_encode_batch_writes_the_documented_form():
     body = encode_batch("thirdPartyId", ["a", "b c"], [("c1", ["x,y", ""]), ("c2", {"b c": "é"})])
     assert body == b"batch=thirdPartyId,a,b%20c\nc1,x%2Cy\nc2,,%C3%A9\n"
+
+
+def test_batch_update_path_names_the_version():
+    assert batch_update_path("acme", 1) == "/m2/acme/profile/batchUpdate"
+    assert batch_update_path("acme", 2) == "/m2/acme/v2/profile/batchUpdate"
 
 
 def test_encode_cell_escapes_every_reserved_character():

@@ -9,7 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from target_profile_mock.contracts.rules import LIMITS, Severity
-from target_profile_mock.contracts.single import SingleUpdate, build_single_update, parse_single_update
+from target_profile_mock.contracts.single import (
+    SingleUpdate,
+    build_single_update,
+    parse_single_update,
+    single_update_request,
+)
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -266,6 +271,16 @@ def test_build_post_sends_a_form_body() -> None:
     assert r.method == "POST" and r.query == "" and r.target == "/m2/client/profile/update"
     assert r.headers["Content-Type"] == FORM
     assert r.body == b"mboxPC=1-2&profile.a=x"
+
+
+def test_single_update_request_sends_any_parameters_in_order_unchecked() -> None:
+    pairs = [("profile.a", "1"), ("color", "r&d"), ("mboxPC", "")]
+    get = single_update_request(pairs, client="acme")
+    assert get.target == "/m2/acme/profile/update?profile.a=1&color=r%26d&mboxPC="
+    post = single_update_request(pairs, method="POST")
+    assert (post.query, post.body) == ("", b"profile.a=1&color=r%26d&mboxPC=")
+    assert dict(post.headers) == {"Content-Type": FORM}
+    assert ids(parse_single_update("GET", get.query)) == ["single.prefixless-parameter", "id.empty"]
 
 
 RESERVED = st.sampled_from(list("+&=%,\" ;#?/\\'<>\n\t"))

@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from ..single import SingleUpdateRequest
 
 __all__ = ["HttpRequest", "HttpResponse"]
 
@@ -40,6 +44,11 @@ class HttpRequest:
         body = self.body if len(self.body) <= 200 else self.body[:200] + b"..." + f"({len(self.body)} bytes)".encode()
         target = self.target if len(self.target) <= 300 else self.target[:300] + "..."
         return f"HttpRequest({self.method} {target}, body={body!r}, headers={dict(self.headers)!r})"
+
+
+def as_http(request: SingleUpdateRequest) -> HttpRequest:
+    """A built single update as the strategies' request value."""
+    return HttpRequest(request.method, request.path, request.query, request.body or b"", request.headers)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,18 +4,19 @@ outcome the fake gives it, derived from the rule table (status, ``success`` fals
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
-from urllib.parse import quote, quote_plus, urlencode
+from urllib.parse import quote, quote_plus
 
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from ..batch import batch_update_path
 from ..rules import LIMITS, RULES, Rule, Severity
-from ..single import FORM, PROFILE_PREFIX
-from ._http import HttpRequest
+from ..single import FORM, FORM_HEADERS, PROFILE_PREFIX, single_update_request
+from ._http import HttpRequest, as_http
 from .building import attribute_names, attribute_values, profile_attributes, third_party_ids, tnt_ids
-from .valid import FORM_HEADERS, BatchCall, _check_client, batch_files
+from .valid import BatchCall, _check_client, batch_files
 
 __all__ = [
     "BREAKABLE_RULES",
@@ -67,14 +68,6 @@ def _breaks(rule_id: str, surface: Literal["single-update", "batch-submit"]) -> 
     return deco
 
 
-def _query(pairs: list[tuple[str, str]]) -> str:
-    return urlencode(pairs, quote_via=quote, safe="")
-
-
-def _update_path(client: str) -> str:
-    return f"/m2/{client}/profile/update"
-
-
 _ids = st.one_of(st.tuples(st.just("mboxPC"), tnt_ids()), st.tuples(st.just("mbox3rdPartyId"),
                                                                       third_party_ids(max_size=64)))
 _attrs = profile_attributes(min_size=1, max_size=4, values=attribute_values(max_size=24))
@@ -82,10 +75,7 @@ _methods = st.sampled_from(("GET", "POST"))
 
 
 def _single(client: str, method: str, pairs: list[tuple[str, str]]) -> HttpRequest:
-    encoded = _query(pairs)
-    if method == "GET":
-        return HttpRequest("GET", _update_path(client), encoded)
-    return HttpRequest("POST", _update_path(client), "", encoded.encode(), FORM_HEADERS)
+    return as_http(single_update_request(pairs, method=method, client=client))  # type: ignore[arg-type]
 
 
 def _profile_pairs(attrs: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -130,7 +120,7 @@ def _post_too_large(client: str) -> st.SearchStrategy[tuple[HttpRequest, str]]:
 
 @_breaks("single.method", "single-update")
 def _single_method(client: str) -> st.SearchStrategy[tuple[HttpRequest, str]]:
-    return st.builds(lambda m, i, a: (HttpRequest(m, _update_path(client), _query([i, *_profile_pairs(a)])),
+    return st.builds(lambda m, i, a: (replace(_single(client, "GET", [i, *_profile_pairs(a)]), method=m),
                                       f"method {m}"),
                      st.sampled_from(("PUT", "PATCH", "DELETE")), _ids, _attrs)
 
@@ -138,13 +128,13 @@ def _single_method(client: str) -> st.SearchStrategy[tuple[HttpRequest, str]]:
 @_breaks("single.unknown-body", "single-update")
 def _unknown_body(client: str) -> st.SearchStrategy[tuple[HttpRequest, str]]:
     def build(i: tuple[str, str], a: dict[str, str], how: int, ctype: str) -> tuple[HttpRequest, str]:
-        q = _query([i, *_profile_pairs(a)])
+        get = _single(client, "GET", [i, *_profile_pairs(a)])
         if how == 0:  # a body that is neither a form nor JSON
-            return HttpRequest("POST", _update_path(client), q, q.encode(), {"Content-Type": ctype}), ctype
+            return replace(get, method="POST", body=get.query.encode(), headers={"Content-Type": ctype}), ctype
         if how == 1:  # JSON that is not a flat object
-            return (HttpRequest("POST", _update_path(client), q, b"[1, 2]", {"Content-Type": "application/json"}),
+            return (replace(get, method="POST", body=b"[1, 2]", headers={"Content-Type": "application/json"}),
                     "JSON array body")
-        return (HttpRequest("POST", _update_path(client), q, b"profile.x=\xff\xfe", {"Content-Type": FORM}),
+        return (replace(get, method="POST", body=b"profile.x=\xff\xfe", headers={"Content-Type": FORM}),
                 "form body that is not UTF-8")
     return st.builds(build, _ids, _attrs, st.integers(0, 2),
                      st.sampled_from(("text/plain", "application/xml", "text/csv", "application/octet-stream")))
@@ -200,12 +190,8 @@ def _missing_prefix(client: str) -> st.SearchStrategy[tuple[HttpRequest, str]]:
 @_breaks("batch.empty", "batch-submit")
 def _empty(client: str) -> st.SearchStrategy[tuple[HttpRequest, str]]:
     bodies = st.sampled_from((b"", b"batch=", b"batch=\n", b"\n", b" \n\n", b"batch= \n", b"batch=\r\n"))
-    return st.builds(lambda v, b: (HttpRequest("POST", _batch_path(client, v), "", b, FORM_HEADERS),
+    return st.builds(lambda v, b: (HttpRequest("POST", batch_update_path(client, v), "", b, FORM_HEADERS),
                                    f"body {b!r}"), st.sampled_from((1, 2)), bodies)
-
-
-def _batch_path(client: str, version: int) -> str:
-    return f"/m2/{client}/v2/profile/batchUpdate" if version == 2 else f"/m2/{client}/profile/batchUpdate"
 
 
 def _with_header_key(c: BatchCall, key: str) -> bytes:
@@ -275,7 +261,7 @@ def _too_many_rows(client: str) -> st.SearchStrategy[tuple[HttpRequest, str]]:
         # tiny rows keep the file far below 50 MB, so only the row count breaks a rule
         row = b"r," + quote(value, safe="").encode() + b"\n"
         body = b"batch=" + key.encode() + b",a\n" + row * n
-        return HttpRequest("POST", _batch_path(client, version), "", body, FORM_HEADERS), f"{n:,} rows"
+        return HttpRequest("POST", batch_update_path(client, version), "", body, FORM_HEADERS), f"{n:,} rows"
     return st.builds(build, st.sampled_from((1, 2)), st.sampled_from(("pcId", "thirdPartyId")),
                      attribute_values(max_size=3), st.integers(0, 10))
 

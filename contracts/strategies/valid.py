@@ -7,22 +7,20 @@ from dataclasses import dataclass
 from functools import cached_property, partial
 from types import MappingProxyType
 from typing import Literal
-from urllib.parse import quote, urlencode
 
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from ..batch import BatchKey, encode_cell
+from ..batch import BatchKey, batch_update_path, encode_batch
 from ..rules import LIMITS
-from ..single import FORM, PROFILE_PREFIX, IdKind
+from ..single import FORM_HEADERS, IdKind, build_single_update
 from . import building as b
-from ._http import HttpRequest
+from ._http import HttpRequest, as_http
 from .building import check_sizes, profile_attributes
 
 __all__ = ["BatchCall", "BatchSpec", "SingleUpdateCall", "batch_files", "batch_specs", "single_updates"]
 
 Method = Literal["GET", "POST"]
-FORM_HEADERS: Mapping[str, str] = MappingProxyType({"Content-Type": FORM})
 
 
 def _freeze(d: Mapping[str, str]) -> Mapping[str, str]:
@@ -52,12 +50,7 @@ class SingleUpdateCall:
 
 def _single_request(client: str, id_kind: IdKind, profile_id: str, attributes: Mapping[str, str],
                     method: Method) -> HttpRequest:
-    pairs = [(id_kind, profile_id), *((PROFILE_PREFIX + k, v) for k, v in attributes.items())]
-    encoded = urlencode(pairs, quote_via=quote, safe="")
-    path = f"/m2/{client}/profile/update"
-    if method == "GET":
-        return HttpRequest("GET", path, encoded)
-    return HttpRequest("POST", path, "", encoded.encode("ascii"), FORM_HEADERS)
+    return as_http(build_single_update(profile_id, attributes, id_kind=id_kind, method=method, client=client))
 
 
 def _fits(req: HttpRequest) -> bool:
@@ -218,22 +211,11 @@ class BatchCall:
     @cached_property
     def body(self) -> bytes:
         """The exact bytes sent: ``batch=`` then the percent-encoded CSV, one row a line."""
-        enc = encode_cell
-        names = self.spec.attributes
-        lines = ["batch=" + ",".join([self.spec.key, *(enc(a) for a in names)])]
-        append = lines.append
-        for row_id, cells in self.spec.iter_rows():
-            cells = list(cells)
-            while cells and not cells[-1]:
-                cells.pop()
-            append(",".join([enc(row_id), *(enc(c) if c else "" for c in cells)]))
-        lines.append("")
-        return "\n".join(lines).encode("ascii")
+        return encode_batch(self.spec.key, self.spec.attributes, self.spec.iter_rows())
 
     @property
     def path(self) -> str:
-        return f"/m2/{self.client}/v2/profile/batchUpdate" if self.spec.version == 2 \
-            else f"/m2/{self.client}/profile/batchUpdate"
+        return batch_update_path(self.client, self.spec.version)
 
     @property
     def request(self) -> HttpRequest:
