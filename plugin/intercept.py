@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from functools import cache
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -328,6 +328,34 @@ async def _async_httpx_answer(bridge: WsgiBridge, request: httpx.Request) -> htt
     return _httpx_result(request, pending.result, asynchronous=True)
 
 
+def _httpx_route(bridge: WsgiBridge, block: bool, request: httpx.Request,
+                 onward: Callable[[httpx.Request], httpx.Response]) -> httpx.Response:
+    """Adobe's URLs answered by the fake; another host refused when blocking, else sent ``onward``."""
+    if is_adobe_url(str(request.url)):
+        request.read()
+        return _httpx_answer(bridge, request)
+    if block:
+        raise _httpx_blocked(request)
+    return onward(request)
+
+
+async def _async_httpx_route(bridge: WsgiBridge, block: bool, request: httpx.Request,
+                             onward: Callable[[httpx.Request], Awaitable[httpx.Response]]) -> httpx.Response:
+    """The async twin of :func:`_httpx_route`."""
+    if is_adobe_url(str(request.url)):
+        await request.aread()
+        return await _async_httpx_answer(bridge, request)
+    if block:
+        raise _httpx_blocked(request)
+    return await onward(request)
+
+
+def _httpx_blocked(request: httpx.Request) -> Exception:
+    import httpx
+
+    return httpx.ConnectError(blocked_message(request.method, str(request.url)), request=request)
+
+
 def httpx_transports(bridge: WsgiBridge, *, block: bool) -> tuple[type, type]:
     """Transport classes that answer Adobe's URLs from the fake and send the rest on (or refuse them)."""
     import httpx
@@ -340,11 +368,9 @@ def httpx_transports(bridge: WsgiBridge, *, block: bool) -> tuple[type, type]:
             self._network: httpx.HTTPTransport | None = None
 
         def handle_request(self, request: httpx.Request) -> httpx.Response:
-            if is_adobe_url(str(request.url)):
-                request.read()
-                return _httpx_answer(bridge, request)
-            if block:
-                raise httpx.ConnectError(blocked_message(request.method, str(request.url)), request=request)
+            return _httpx_route(bridge, block, request, self._send_on)
+
+        def _send_on(self, request: httpx.Request) -> httpx.Response:
             if self._network is None:
                 self._network = httpx.HTTPTransport(**self._kwargs)
             return self._network.handle_request(request)
@@ -361,11 +387,9 @@ def httpx_transports(bridge: WsgiBridge, *, block: bool) -> tuple[type, type]:
             self._network: httpx.AsyncHTTPTransport | None = None
 
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            if is_adobe_url(str(request.url)):
-                await request.aread()
-                return await _async_httpx_answer(bridge, request)
-            if block:
-                raise httpx.ConnectError(blocked_message(request.method, str(request.url)), request=request)
+            return await _async_httpx_route(bridge, block, request, self._send_on)
+
+        async def _send_on(self, request: httpx.Request) -> httpx.Response:
             if self._network is None:
                 self._network = httpx.AsyncHTTPTransport(**self._kwargs)
             return await self._network.handle_async_request(request)
@@ -398,21 +422,11 @@ class HttpxPatch:
         bridge, block = self._bridge, self._block
 
         def handle_request(transport: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
-            if is_adobe_url(str(request.url)):
-                request.read()
-                return _httpx_answer(bridge, request)
-            if block:
-                raise httpx.ConnectError(blocked_message(request.method, str(request.url)), request=request)
-            return self._originals[0](transport, request)
+            return _httpx_route(bridge, block, request, partial(self._originals[0], transport))
 
         async def handle_async_request(transport: httpx.AsyncHTTPTransport,
                                        request: httpx.Request) -> httpx.Response:
-            if is_adobe_url(str(request.url)):
-                await request.aread()
-                return await _async_httpx_answer(bridge, request)
-            if block:
-                raise httpx.ConnectError(blocked_message(request.method, str(request.url)), request=request)
-            return await self._originals[1](transport, request)
+            return await _async_httpx_route(bridge, block, request, partial(self._originals[1], transport))
 
         return handle_request, handle_async_request
 

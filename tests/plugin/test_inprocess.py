@@ -242,20 +242,30 @@ def test_httpx_sync_and_async_in_process(run: Run) -> None:
             assert asyncio.run(fetch()).json()["visitorId"] == "c-1"
             assert len(target_profiles.requests("fetch")) == 2
 
+        async def get_async(url, transport=None):
+            async with httpx.AsyncClient(transport=transport) as client:
+                return await client.get(url)
+
         @pytest.mark.target_profiles(other_hosts="block")
         def test_blocked_for_httpx_too(target_profiles, target_profile_server):
+            url = f"{target_profile_server.url}/_mock/health"
             with pytest.raises(httpx.ConnectError, match="target-profiles blocked"):
-                httpx.get(f"{target_profile_server.url}/_mock/health")
+                httpx.get(url)
             with pytest.raises(httpx.ConnectError, match="target-profiles blocked"):
                 with httpx.Client(transport=target_profiles.httpx_transport()) as client:
-                    client.get(f"{target_profile_server.url}/_mock/health")
+                    client.get(url)
+            with pytest.raises(httpx.ConnectError, match="target-profiles blocked"):
+                asyncio.run(get_async(url))
+            with pytest.raises(httpx.ConnectError, match="target-profiles blocked"):
+                asyncio.run(get_async(url, target_profiles.async_httpx_transport()))
 
         def test_other_hosts_pass_through_httpx(target_profiles, target_profile_server):
-            assert httpx.get(f"{target_profile_server.url}/_mock/health").status_code == 200
-            async def fetch():
-                async with httpx.AsyncClient(transport=target_profiles.async_httpx_transport()) as client:
-                    return await client.get(f"{target_profile_server.url}/_mock/health")
-            assert asyncio.run(fetch()).status_code == 200
+            url = f"{target_profile_server.url}/_mock/health"
+            assert httpx.get(url).status_code == 200
+            with httpx.Client(transport=target_profiles.httpx_transport()) as client:
+                assert client.get(url).status_code == 200
+            assert asyncio.run(get_async(url)).status_code == 200
+            assert asyncio.run(get_async(url, target_profiles.async_httpx_transport())).status_code == 200
     ''')
     result.assert_outcomes(passed=4)
 
