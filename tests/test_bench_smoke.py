@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -106,3 +107,31 @@ def test_delivery_script_measures_the_visit_against_the_bare_route():
     out = _run("bench/delivery.py", "--quick", "--python-client", timeout=120)
     for line in ("visit: throughput vs bare route", "visit with 101 profiles in the tenant"):
         assert line in out
+
+
+def test_side_by_side_runs_both_trees_alternately_and_prints_the_ratios():
+    out = _run("bench/side_by_side.py", "--base", str(ROOT), "--only", "strategies", "--rounds", "2", "--quick",
+               timeout=120)
+    assert f"base: {ROOT} (target_profile_mock from {ROOT / 'target_profile_mock'}" in out
+    runs = [line.split(": ", 1)[1].split(",")[0] for line in out.splitlines() if line.startswith("round ")]
+    assert runs == ["strategies.py from base", "strategies.py from this tree"] * 2
+    table = out.split("== Side by side", 1)[1]
+    row = next(line for line in table.splitlines() if line.startswith("strategies: valid single updates, drawn"))
+    old, new, ratio, spread = re.findall(r"([\d,.]+ examples/s|[\d.]+–[\d.]+|[\d.]+)(?=\s|$)", row)[-4:]
+    assert float(ratio) == pytest.approx(_number(new) / _number(old), rel=0.01)
+    assert "–" in spread
+
+
+def test_side_by_side_refuses_a_base_that_does_not_import_from_itself(tmp_path):
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "strategies.py").write_text("")
+    proc = subprocess.run([sys.executable, "bench/side_by_side.py", "--base", str(tmp_path), "--only", "strategies",
+                           "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    # the installed copy, or none when nothing is installed: either way not the tree asked for
+    assert (f"target_profile_mock is imported from outside {tmp_path}" in proc.stderr
+            or f"cannot import target_profile_mock from {tmp_path}" in proc.stderr), proc.stderr
+
+
+def _number(text: str) -> float:
+    return float(text.split()[0].replace(",", ""))
