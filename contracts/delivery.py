@@ -8,7 +8,7 @@ Request and response shapes follow Adobe's Delivery API description (``DeliveryR
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -72,6 +72,20 @@ class DeliveryRequest(Judged):
 
 def _v(rule_id: str, detail: str, where: str) -> Violation:
     return Violation(rule(rule_id), detail, where)
+
+
+def _objects(value: Any, where: str, rule_id: str, out: list[Violation]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The objects of the JSON list ``value``, each with where it stands (``where[i]``); what is not a list,
+    or an item that is not an object, is a ``rule_id`` violation instead."""
+    if not isinstance(value, list):
+        out.append(_v(rule_id, f"{where} must be a list", where))
+        return
+    for i, item in enumerate(value):
+        at = f"{where}[{i}]"
+        if isinstance(item, dict):
+            yield at, item
+        else:
+            out.append(_v(rule_id, f"{at} must be an object", at))
 
 
 def parse_delivery(query: str | Mapping[str, str], body: bytes, *, content_type: str = "application/json"
@@ -164,14 +178,7 @@ def _identity(ids: Any, req: DeliveryRequest) -> None:
     customers = ids.get("customerIds")
     if customers is None:
         return
-    if not isinstance(customers, list):
-        out.append(_v("delivery.customer-id", "id.customerIds must be a list", "id.customerIds"))
-        return
-    for i, c in enumerate(customers):
-        where = f"id.customerIds[{i}]"
-        if not isinstance(c, dict):
-            out.append(_v("delivery.customer-id", f"{where} must be an object", where))
-            continue
+    for where, c in _objects(customers, "id.customerIds", "delivery.customer-id", out):
         cid, code, state = c.get("id"), c.get("integrationCode"), c.get("authenticatedState")
         problems = []
         if not isinstance(cid, str) or not cid or len(cid) > 128:
@@ -184,7 +191,7 @@ def _identity(ids: Any, req: DeliveryRequest) -> None:
             out.append(_v("delivery.customer-id", f"{where} needs {', '.join(problems)}", where))
         else:
             req.customer_ids.append({"id": cid, "integrationCode": code, "authenticatedState": state})
-    if customers and req.marketing_cloud_visitor_id is None:
+    if isinstance(customers, list) and customers and req.marketing_cloud_visitor_id is None:
         out.append(_v("delivery.customer-ids-without-ecid", "id.customerIds is sent without "
                       "id.marketingCloudVisitorId", "id.customerIds"))
 
@@ -201,40 +208,25 @@ def _section(sec: Any, name: str, req: DeliveryRequest) -> None:
             req.requested.append(m)
     mboxes = sec.get("mboxes")
     if mboxes is not None:
-        if not isinstance(mboxes, list):
-            out.append(_v("delivery.field", f"{name}.mboxes must be a list", f"{name}.mboxes"))
-        else:
-            seen: set[int] = set()
-            for i, mbox in enumerate(mboxes):
-                where = f"{name}.mboxes[{i}]"
-                if not isinstance(mbox, dict):
-                    out.append(_v("delivery.field", f"{where} must be an object", where))
-                    continue
-                mname = mbox.get("name")
-                if not isinstance(mname, str) or not mname.strip():
-                    out.append(_v("delivery.mbox-name", f"{where} has no name", where))
-                    continue
-                index = mbox.get("index")
-                if index is not None and (not isinstance(index, int) or isinstance(index, bool)):
-                    out.append(_v("delivery.field", f"{where}.index must be an integer", where))
-                    index = None
-                if index is not None:
-                    if index in seen:
-                        out.append(_v("delivery.mbox-index", f"{where} repeats index {index}", where))
-                    seen.add(index)
-                m = MboxRequest("mbox", name, index, mname)
-                if _details(mbox, m, where, req):
-                    req.requested.append(m)
-    if name == "prefetch" and sec.get("views") is not None:
-        views = sec["views"]
-        if not isinstance(views, list):
-            out.append(_v("delivery.field", "prefetch.views must be a list", "prefetch.views"))
-            return
-        for i, view in enumerate(views):
-            where = f"prefetch.views[{i}]"
-            if not isinstance(view, dict):
-                out.append(_v("delivery.field", f"{where} must be an object", where))
+        seen: set[int] = set()
+        for where, mbox in _objects(mboxes, f"{name}.mboxes", "delivery.field", out):
+            mname = mbox.get("name")
+            if not isinstance(mname, str) or not mname.strip():
+                out.append(_v("delivery.mbox-name", f"{where} has no name", where))
                 continue
+            index = mbox.get("index")
+            if index is not None and (not isinstance(index, int) or isinstance(index, bool)):
+                out.append(_v("delivery.field", f"{where}.index must be an integer", where))
+                index = None
+            if index is not None:
+                if index in seen:
+                    out.append(_v("delivery.mbox-index", f"{where} repeats index {index}", where))
+                seen.add(index)
+            m = MboxRequest("mbox", name, index, mname)
+            if _details(mbox, m, where, req):
+                req.requested.append(m)
+    if name == "prefetch" and sec.get("views") is not None:
+        for where, view in _objects(sec["views"], "prefetch.views", "delivery.field", out):
             vname = view.get("name")
             if vname is not None and (not isinstance(vname, str) or len(vname) > 128):
                 out.append(_v("delivery.field", f"{where}.name must be a string of at most 128 characters", where))

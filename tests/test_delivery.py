@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from target_profile_mock.contracts.delivery import parse_delivery
 from target_profile_mock.contracts.ids import TNT_ID_RE
 from target_profile_mock.mockserver import MockBackend
 from werkzeug.test import TestResponse
@@ -192,3 +194,18 @@ def test_a_visit_past_the_64_kb_profile_data_limit_is_recorded(client: FlaskClie
     r = visit(client, {"execute": {"pageLoad": {"profileParameters": {"tier": "gold"}}}}, tntId="1-1")
     assert r.status_code == 200
     assert [v.rule_id for v in backend.journal.entries()[-1].violations] == ["profile.size"]
+
+
+@pytest.mark.parametrize(("part", "where", "rule_id"), [
+    ({"id": {"marketingCloudVisitorId": "1", "customerIds": {"id": "1"}}}, "id.customerIds", "delivery.customer-id"),
+    ({"id": {"marketingCloudVisitorId": "1", "customerIds": ["1"]}}, "id.customerIds[0]", "delivery.customer-id"),
+    ({"execute": {"mboxes": {"name": "a"}}}, "execute.mboxes", "delivery.field"),
+    ({"execute": {"mboxes": [{"name": "a"}, "b"]}}, "execute.mboxes[1]", "delivery.field"),
+    ({"prefetch": {"views": "home"}}, "prefetch.views", "delivery.field"),
+    ({"prefetch": {"views": [{}, {}, 3]}}, "prefetch.views[2]", "delivery.field"),
+])
+def test_a_list_of_objects_that_is_not_one_names_where(part: dict[str, Any], where: str, rule_id: str) -> None:
+    body = json.dumps({"context": {"channel": "web"}, **part}).encode()
+    parsed = parse_delivery("client=acme&sessionId=s1", body)
+    kind = "a list" if where[-1] != "]" else "an object"
+    assert [(v.rule_id, v.where, v.detail) for v in parsed.errors] == [(rule_id, where, f"{where} must be {kind}")]
