@@ -24,7 +24,7 @@ from target_profile_mock.contracts.rules import LIMITS, Violation, rule
 
 from .clock import Clock
 from .config import TENANT_KEYS, MockConfig
-from .errors import ControlError
+from .errors import ControlError, unknown_keys
 from .lifecycle import Lifecycle
 from .models.batches import Batch
 from .models.faults import FaultInjector
@@ -373,10 +373,8 @@ class MockBackend:
         for i, item in enumerate(items):
             if not isinstance(item, Mapping):
                 raise ControlError(f"profile {i} is not an object")
-            extra = set(item) - {"tntId", "thirdPartyId", "marketingCloudVisitorId", "attributes"}
-            if extra:
-                raise ControlError(f"profile {i} has unknown keys {sorted(extra)}; use tntId, thirdPartyId, "
-                                   "marketingCloudVisitorId, attributes")
+            if unknown := unknown_keys(item, (*ID_KINDS, "attributes"), f"profile {i}"):
+                raise ControlError(unknown)
             if not any(item.get(k) for k in ID_KINDS):
                 raise ControlError(f"profile {i} has no tntId, thirdPartyId or marketingCloudVisitorId")
             for kind in ID_KINDS:

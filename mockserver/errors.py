@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["ControlError"]
+from collections.abc import Iterable, Sequence
+
+__all__ = ["ControlError", "unknown_keys"]
 
 
 class ControlError(ValueError):
@@ -11,3 +13,9 @@ class ControlError(ValueError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+def unknown_keys(given: Iterable[str], allowed: Sequence[str], what: str) -> str | None:
+    """What to say when ``what`` has keys outside ``allowed`` (naming them and what is taken); None if none."""
+    extra = set(given) - set(allowed)
+    return f"{what} has unknown keys {sorted(extra)}; use {', '.join(allowed)}" if extra else None

@@ -27,6 +27,7 @@ from target_profile_mock.contracts.ids import client_code_from_host
 from .app import create_app
 from .backend import ControlError, MockBackend
 from .config import MockConfig
+from .errors import unknown_keys
 from .lifecycle import Lifecycle, LifecycleError
 
 __all__ = ["FORMAT", "RULES", "VERSION", "Cassette", "CassetteError", "Difference", "main", "replay",
@@ -173,10 +174,8 @@ def parse(data: Any, name: str = "<cassette>") -> Cassette:
     setup = data.get("setup", {})
     if not isinstance(setup, dict):
         raise CassetteError(f"{name}: 'setup' must be an object")
-    unknown = set(setup) - {"settings", "profiles", "offers", "client_code"}
-    if unknown:
-        raise CassetteError(f"{name}: setup has unknown keys {sorted(unknown)}; use settings, profiles, "
-                            "offers, client_code")
+    if unknown := unknown_keys(setup, ("settings", "profiles", "offers", "client_code"), f"{name}: setup"):
+        raise CassetteError(unknown)
     raw = _need(data, "exchanges", list, name)
     exchanges = []
     for i, item in enumerate(raw, 1):

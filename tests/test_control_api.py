@@ -81,7 +81,8 @@ def test_seeded_profiles_are_what_v1_batches_update(bulk, client):
 
 @pytest.mark.parametrize(("kwargs", "needle"), [
     ({"json": [{"thirdPartyId": "ok"}, {"attributes": {"a": "1"}}]}, "no tntId"),
-    ({"json": [{"thirdPartyId": "ok"}, {"thirdPartyId": "c1", "colour": "red"}]}, "unknown keys"),
+    ({"json": [{"thirdPartyId": "ok"}, {"thirdPartyId": "c1", "colour": "red"}]},
+     "profile 1 has unknown keys ['colour']; use tntId, thirdPartyId, marketingCloudVisitorId, attributes"),
     ({"json": [{"thirdPartyId": "ok"}, {"thirdPartyId": "c1", "attributes": ["a"]}]}, "attributes must be an object"),
     ({"json": "c1"}, "JSON profile object"),
     ({"data": b"{not json", "content_type": "application/json"}, "not valid JSON"),

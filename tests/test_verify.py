@@ -159,6 +159,8 @@ def test_xml_bodies_compare_structurally_modulo_whitespace() -> None:
      "exchange #1 request: 'url' must be an absolute http(s) URL"),
     (json.dumps({"format": FORMAT, "version": 1, "setup": {"settings": {"nope": 1}}, "exchanges": []}),
      "setup.settings (with --setting): MockConfig.__init__() got an unexpected keyword argument 'nope'"),
+    (json.dumps({"format": FORMAT, "version": 1, "setup": {"seed": [], "offers": {}}, "exchanges": []}),
+     "setup has unknown keys ['seed']; use settings, profiles, offers, client_code"),
 ])
 def test_a_bad_cassette_is_refused_with_exit_2_and_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                            content: str, message: str) -> None:
