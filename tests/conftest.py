@@ -67,6 +67,14 @@ class BulkClient:
         url = fields["batchStatus"]
         return Submitted(parse_qs(urlsplit(url).query)["batchId"][0], url, r.data)
 
+    def apply(self, body: bytes, **kwargs: Any) -> Submitted:
+        """Submit, then poll until the batch completes (under the ``polls=1`` lifecycle of the ``backend``
+        fixture: one ``incomplete`` answer, then ``complete``), so its rows are applied."""
+        sub = self.submit(body, **kwargs)
+        answers = [self.status(sub.status_url).status for _ in range(2)]
+        assert answers == ["incomplete", "complete"], answers
+        return sub
+
     def status_response(self, url: str, *, details: bool = False) -> TestResponse:
         return self.client.get(url + ("&showDetails=true" if details else ""))
 

@@ -120,26 +120,20 @@ def test_curl_data_at_file_strips_line_breaks_and_the_deviation_says_so(app, bac
 def test_percent_encoded_special_characters_land_in_the_profile(bulk, client):
     body = (b"batch=thirdPartyId,plus,amp,eq,pct,comma,quote,accent,space\n"
             b"c1,a%2Bb,salt%26pepper,k%3Dv,100%25,x%2Cy,say%20%22hi%22,caf%C3%A9%20%E2%82%AC,a%20b+c\n")
-    sub = bulk.submit(body)
-    bulk.status(sub.status_url)
-    bulk.status(sub.status_url)
+    bulk.apply(body)
     assert bulk.profile("thirdPartyId", "c1") == {
         "plus": "a+b", "amp": "salt&pepper", "eq": "k=v", "pct": "100%", "comma": "x,y", "quote": 'say "hi"',
         "accent": "café €", "space": "a b c"}
 
 
 def test_raw_plus_becomes_a_space_and_is_a_deviation(bulk, client):
-    sub = bulk.submit(b"batch=thirdPartyId,a\nc1,1+1\n")
-    bulk.status(sub.status_url)
-    bulk.status(sub.status_url)
+    sub = bulk.apply(b"batch=thirdPartyId,a\nc1,1+1\n")
     assert bulk.profile("thirdPartyId", "c1") == {"a": "1 1"}
     assert violations(client, sub.batch_id) == {"batch.raw-plus"}
 
 
 def test_raw_percent_is_kept_and_a_deviation(bulk, client):
-    sub = bulk.submit(b"batch=thirdPartyId,a\nc1,50%\n")
-    bulk.status(sub.status_url)
-    bulk.status(sub.status_url)
+    sub = bulk.apply(b"batch=thirdPartyId,a\nc1,50%\n")
     assert bulk.profile("thirdPartyId", "c1") == {"a": "50%"}
     assert violations(client, sub.batch_id) == {"batch.raw-percent"}
 
@@ -153,17 +147,13 @@ def test_raw_ampersand_is_refused_naming_the_line(bulk, client, backend):
 
 
 def test_raw_equals_and_non_ascii(bulk, client):
-    sub = bulk.submit("batch=thirdPartyId,a,b\nc1,k=v,café\n".encode())
-    bulk.status(sub.status_url)
-    bulk.status(sub.status_url)
+    sub = bulk.apply("batch=thirdPartyId,a,b\nc1,k=v,café\n".encode())
     assert bulk.profile("thirdPartyId", "c1") == {"a": "k=v", "b": "café"}
     assert violations(client, sub.batch_id) == {"batch.raw-non-ascii"}
 
 
 def test_raw_quotes_are_read_as_rfc4180_and_a_deviation(bulk, client):
-    sub = bulk.submit(b'batch=thirdPartyId,a,b\nc1,"x,y","say ""hi"""\n')
-    bulk.status(sub.status_url)
-    bulk.status(sub.status_url)
+    sub = bulk.apply(b'batch=thirdPartyId,a,b\nc1,"x,y","say ""hi"""\n')
     assert bulk.profile("thirdPartyId", "c1") == {"a": "x,y", "b": 'say "hi"'}
     assert violations(client, sub.batch_id) == {"batch.quoted-cell"}
 
@@ -194,9 +184,7 @@ def test_multipart_batch_field_larger_than_flasks_form_cap_is_accepted(bulk, cli
 
 
 def test_text_csv_body_is_accepted_as_a_deviation(bulk, client):
-    sub = bulk.submit(b"thirdPartyId,a\nc1,x\n", content_type="text/csv")
-    bulk.status(sub.status_url)
-    bulk.status(sub.status_url)
+    sub = bulk.apply(b"thirdPartyId,a\nc1,x\n", content_type="text/csv")
     assert bulk.profile("thirdPartyId", "c1") == {"a": "x"}
     assert violations(client, sub.batch_id) == {"batch.content-type"}
 
@@ -234,17 +222,13 @@ def test_header_with_no_attribute_is_refused(bulk):
 
 
 def test_profile_prefix_in_header_is_dropped_and_a_deviation(bulk, client):
-    sub = bulk.submit(b"batch=thirdPartyId,profile.tier\nc1,gold\n")
-    bulk.status(sub.status_url)
-    bulk.status(sub.status_url)
+    sub = bulk.apply(b"batch=thirdPartyId,profile.tier\nc1,gold\n")
     assert bulk.profile("thirdPartyId", "c1") == {"tier": "gold"}
     assert violations(client, sub.batch_id) == {"batch.profile-prefix"}
 
 
 def test_short_rows_crlf_and_bom(bulk, client):
-    sub = bulk.submit(b"\xef\xbb\xbfbatch=thirdPartyId,a,b,c\r\nc1,1\r\nc2,,2\r\nc3,1,2,3\r\n")
-    bulk.status(sub.status_url)
-    bulk.status(sub.status_url)
+    sub = bulk.apply(b"\xef\xbb\xbfbatch=thirdPartyId,a,b,c\r\nc1,1\r\nc2,,2\r\nc3,1,2,3\r\n")
     assert bulk.profile("thirdPartyId", "c1") == {"a": "1"}
     assert bulk.profile("thirdPartyId", "c2") == {"b": "2"}
     assert bulk.profile("thirdPartyId", "c3") == {"a": "1", "b": "2", "c": "3"}
@@ -252,18 +236,14 @@ def test_short_rows_crlf_and_bom(bulk, client):
 
 
 def test_duplicate_id_later_row_wins_attribute_by_attribute(bulk, client):
-    sub = bulk.submit(b"batch=thirdPartyId,a,b,c\nc1,1,x,keep\nc1,2,,\nc1,,y\n")
-    bulk.status(sub.status_url)
-    bulk.status(sub.status_url)
+    sub = bulk.apply(b"batch=thirdPartyId,a,b,c\nc1,1,x,keep\nc1,2,,\nc1,,y\n")
     assert bulk.profile("thirdPartyId", "c1") == {"a": "2", "b": "y", "c": "keep"}
     assert violations(client, sub.batch_id) == {"batch.duplicate-id"}
 
 
 def test_empty_cells_never_set_or_clear(bulk, client, backend):
     backend.seed_profile("demo", third_party_id="c1", attributes={"a": "old-a", "b": "old-b"})
-    sub = bulk.submit(b'batch=thirdPartyId,a,b,c\nc1,,new-b,""\n', version=1)
-    bulk.status(sub.status_url)
-    bulk.status(sub.status_url)
+    bulk.apply(b'batch=thirdPartyId,a,b,c\nc1,,new-b,""\n', version=1)
     assert bulk.profile("thirdPartyId", "c1") == {"a": "old-a", "b": "new-b"}
 
 

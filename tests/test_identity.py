@@ -79,18 +79,14 @@ def test_batch_rows_reach_the_profile_by_any_hint(client: FlaskClient, backend: 
 
 
 def test_v2_batch_creating_hinted_ids_keeps_the_hint(backend: MockBackend, bulk: BulkClient) -> None:
-    sub = bulk.submit(b"batch=pcId,tier\n1-1.28_0,a\n2-2,b\n", version=2, tenant="acme")
-    bulk.status(sub.status_url)
-    bulk.status(sub.status_url)
+    bulk.apply(b"batch=pcId,tier\n1-1.28_0,a\n2-2,b\n", version=2, tenant="acme")
     assert backend.get_profile("acme", "tntId", "1-1")["tntId"] == "1-1.28_0"
     assert backend.get_profile("acme", "tntId", "2-2.01")["tntId"] == "2-2"
 
 
 def test_one_batch_naming_a_visitor_twice_with_different_hints_makes_one_profile(
         backend: MockBackend, bulk: BulkClient) -> None:
-    sub = bulk.submit(b"batch=pcId,a,b\n1-1.28_0,x,\n1-1,,y\n", version=2, tenant="acme")
-    bulk.status(sub.status_url)
-    bulk.status(sub.status_url)
+    bulk.apply(b"batch=pcId,a,b\n1-1.28_0,x,\n1-1,,y\n", version=2, tenant="acme")
     profiles = backend.profiles("acme")
     assert len(profiles) == 1 and profiles[0]["attributes"] == {"a": "x", "b": "y"}
 

@@ -67,9 +67,7 @@ def test_v1_batch_counts_an_expired_profile_as_not_found(seeded: MockBackend, bu
 
 def test_v2_batch_after_expiry_starts_a_new_profile(seeded: MockBackend, bulk: BulkClient) -> None:
     seeded.advance(15 * DAY)
-    sub = bulk.submit(b"batch=thirdPartyId,plan\nc-1,pro\n", version=2, tenant="acme")
-    bulk.status(sub.status_url)
-    bulk.status(sub.status_url)
+    bulk.apply(b"batch=thirdPartyId,plan\nc-1,pro\n", version=2, tenant="acme")
     p = seeded.get_profile("acme", "thirdPartyId", "c-1")
     assert p is not None and p["attributes"] == {"plan": "pro"} and p["tntId"] is None  # nothing of the old one
 
@@ -106,9 +104,7 @@ def test_control_api_expires_and_deletes_one_profile(client: FlaskClient, seeded
 
 
 def test_batch_created_profiles_age_from_the_batch(backend: MockBackend, bulk: BulkClient) -> None:
-    sub = bulk.submit(b"batch=thirdPartyId,tier\nn-1,a\nn-2,b\n", version=2, tenant="acme")
-    bulk.status(sub.status_url)
-    bulk.status(sub.status_url)
+    bulk.apply(b"batch=thirdPartyId,tier\nn-1,a\nn-2,b\n", version=2, tenant="acme")
     backend.advance(14 * DAY)
     assert backend.get_profile("acme", "thirdPartyId", "n-1") is None
     assert backend.profiles("acme") == []
