@@ -32,7 +32,8 @@ from common import PYTHON, QUICK_ENV, ROOT, SUMMARY_ENV, machine, median
 DEFAULT_SCRIPTS = ("single", "plugin_overhead", "bulk")
 #: A number with its unit, e.g. ``1,015 req/s``, ``0.98x``, ``3.37 ms``, ``185 MiB``; the words before it
 #: (``p99`` in ``811 req/s  p99 31.1 ms``) name the second and later quantities of a value.
-_QUANTITY = re.compile(r"(?P<pre>[A-Za-z][\w ]*?)?\s*(?P<num>[-+]?\d[\d,]*(?:\.\d+)?)\s*(?P<unit>[^\s\d(),=]*)")
+_QUANTITY = re.compile(r"(?P<pre>[A-Za-z][\w ]*?)?\s*(?<![\w.])(?P<num>[-+]?\d[\d,]*(?:\.\d+)?)\s*"
+                       r"(?P<unit>[^\s\d(),=]*)")
 _PARENS = re.compile(r"\([^()]*\)")
 #: A figure a script prints without ``common.report``: ``label:  1,027 examples/s (target >= 1,000)``
 _PRINTED = re.compile(r"^\s*(?P<label>[^:\d][^:]*?):\s+(?P<value>[-+]?\d.*)$")
@@ -123,7 +124,7 @@ def run_once(tree: Tree, script: str, args: list[str], quick: bool, pycache: Pat
 
 def _fmt(x: float, unit: str) -> str:
     text = f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}" if abs(x) >= 1 else f"{x:.3g}"
-    return f"{text} {unit}".rstrip()
+    return f"{text}{unit}" if unit in ("x", "×") else f"{text} {unit}".rstrip()
 
 
 def rows(old: Tree, new: Tree) -> list[tuple[str, str, str, str, str]]:
@@ -138,7 +139,7 @@ def rows(old: Tree, new: Tree) -> list[tuple[str, str, str, str, str]]:
             olds = [r[i] for r in a if len(r) > i]
             news = [r[i] for r in b if len(r) > i]
             sample = (news or olds)[0]
-            name = label if i == 0 else f"  {label[:30]}… {sample[0] or sample[2]}".rstrip()
+            name = label if i == 0 else f"{label} [{sample[0] or sample[2]}]"
             o = median([q[1] for q in olds]) if olds else None
             n = median([q[1] for q in news]) if news else None
             ratio = f"{n / o:.2f}" if o and n is not None else "—"
