@@ -98,11 +98,16 @@ def _commands() -> list[pytest.param]:
     return [module, script]
 
 
+TLS_URL_RE = re.compile(r"serving on (https://\S+)")
+
+
 @contextmanager
-def serving(*args: str, base: list[str] | None = None) -> Iterator[Server]:
+def serving(*args: str, base: list[str] | None = None, url: re.Pattern[str] = URL_RE) -> Iterator[Server]:
+    """``serve --port 0 ARGS`` in a process of its own, its ``url`` read from the line matching ``url``;
+    killed on the way out if a test has not stopped it."""
     server = _spawn([*(base or [sys.executable, "-m", "target_profile_mock"]), "serve", "--port", "0", *args])
     try:
-        server.url = server.wait_for(URL_RE, STARTUP_TIMEOUT).group(1)
+        server.url = server.wait_for(url, STARTUP_TIMEOUT).group(1)
         yield server
     finally:
         if server.proc.poll() is None:

@@ -8,17 +8,9 @@ from pathlib import Path
 
 import pytest
 from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
+from test_control_reads import TOKEN, submit
 
 UI = Path(__file__).resolve().parent.parent / "mockserver" / "ui"
-BATCH = b"batch=pcId,tier\n1700000000000-1.01_00,gold\n1700000000000-2,silver\n"
-TOKEN = "s3cret-token"
-
-
-def submit(client, body=BATCH, tenant="acme"):
-    r = client.post(f"/m2/{tenant}/v2/profile/batchUpdate", data=body,
-                    content_type="application/x-www-form-urlencoded")
-    assert r.status_code == 200, r.data
-    return r.data.decode().split("batchId=")[1].split("<")[0]
 
 
 # --- the token gate ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from test_cli import _assert_refused, _run, serving
+from test_cli import TLS_URL_RE, _assert_refused, _run, serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
 
@@ -88,22 +88,11 @@ def test_a_state_file_in_a_missing_folder_is_refused_at_start(tmp_path: Path) ->
 
 def test_serve_tls_writes_the_state_file_on_sigterm_too(tmp_path: Path) -> None:
     pytest.importorskip("cryptography")
-    import re
-
-    from test_cli import STARTUP_TIMEOUT, _spawn
-
     path = tmp_path / "state.json"
-    server = _spawn([sys.executable, "-m", "target_profile_mock", "serve", "--tls", "--port", "0",
-                     "--ca-dir", str(tmp_path / "ca"), "--state-file", str(path)])
-    try:
-        url = server.wait_for(re.compile(r"serving on (https://\S+)"), STARTUP_TIMEOUT).group(1)
-        r = requests.post(f"{url}/_mock/tenants/acme/profiles", json={"tntId": "t1"}, timeout=5,
+    with serving("--tls", "--ca-dir", str(tmp_path / "ca"), "--state-file", str(path), url=TLS_URL_RE) as server:
+        r = requests.post(f"{server.url}/_mock/tenants/acme/profiles", json={"tntId": "t1"}, timeout=5,
                           verify=str(tmp_path / "ca" / "ca.pem"))
         assert r.status_code == 201
         assert server.stop(signal.SIGTERM) == 0
-    finally:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait(10)
     assert any(f"state written to {path}" in line for line in server.lines), server.lines
     assert list(json.loads(path.read_text())["tenants"]) == ["acme"]

@@ -248,12 +248,9 @@ def test_passthrough_tunnels_other_hosts(ca: LocalCA, backend: MockBackend, othe
 # --- the command line -----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_serve_tls_prints_how_to_trust_the_ca_and_serves_https(tmp_path: Path) -> None:
-    from test_cli import STARTUP_TIMEOUT, _spawn
+    from test_cli import TLS_URL_RE, serving
 
-    server = _spawn([sys.executable, "-m", "target_profile_mock", "serve", "--tls", "--port", "0",
-                     "--ca-dir", str(tmp_path / "ca"), "--client-code", "acme"])
-    try:
-        url = server.wait_for(re.compile(r"serving on (https://\S+)"), STARTUP_TIMEOUT).group(1)
+    with serving("--tls", "--ca-dir", str(tmp_path / "ca"), "--client-code", "acme", url=TLS_URL_RE) as server:
         text = "\n".join(server.lines)
         pem = str(tmp_path / "ca" / "ca.pem")
         assert f"made a new local CA in {tmp_path / 'ca'}" in text
@@ -262,13 +259,9 @@ def test_serve_tls_prints_how_to_trust_the_ca_and_serves_https(tmp_path: Path) -
                      "security add-trusted-cert", "certutil -addstore", "HTTPS_PROXY=http://127.0.0.1:",
                      "127.0.0.1 <clientCode>.tt.omtrdc.net"):
             assert hint in text, hint
-        r = requests.get(f"{url}/rest/v1/profiles/thirdPartyId/nobody?client=acme", verify=pem)
+        r = requests.get(f"{server.url}/rest/v1/profiles/thirdPartyId/nobody?client=acme", verify=pem)
         assert r.status_code == 404
         assert server.stop(signal.SIGTERM) == 0
-    finally:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait(10)
 
 
 def test_serve_tls_without_a_writable_ca_dir_is_a_clear_error(tmp_path: Path) -> None:
