@@ -23,11 +23,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, unquote_plus, urlsplit
 
 import pytest
 import requests
+
+_T = TypeVar("_T")
 
 __all__ = ["ENV", "LiveConfig", "LiveError", "LiveTargetProfiles", "Recorder"]
 
@@ -434,18 +436,15 @@ class LiveTargetProfiles:
         up to an hour, usually less, for a change to show. Fails the test at the timeout."""
         want = {str(k): ("true" if v is True else "false" if v is False else str(v))
                 for k, v in (attributes or {}).items()}
-        limit = time.monotonic() + (timeout if timeout is not None else self.config.timeout)
-        delay = 0.2
-        while True:
+
+        def attempt() -> tuple[bool, dict[str, Any] | None]:
             found = self.profile(third_party_id, tnt_id=tnt_id, tenant=tenant)
-            if found is not None and all(found["attributes"].get(k) == v for k, v in want.items()):
-                return found
-            if time.monotonic() >= limit:
-                pytest.fail(f"live mode: the profile {third_party_id or tnt_id!r} did not show {want or 'up'} "
-                            f"within {timeout or self.config.timeout:g} s (TARGET_PROFILES_LIVE_TIMEOUT); last "
-                            f"seen: {found}", pytrace=False)
-            self._sleep(delay)
-            delay = min(delay * 2, 10.0)
+            return found is not None and all(found["attributes"].get(k) == v for k, v in want.items()), found
+
+        return self._poll(attempt, lambda found: (
+            f"live mode: the profile {third_party_id or tnt_id!r} did not show {want or 'up'} within "
+            f"{timeout or self.config.timeout:g} s (TARGET_PROFILES_LIVE_TIMEOUT); last seen: {found}"),
+            timeout, delay=0.2, max_delay=10.0)
 
     def wait_for_batch(self, state: str = "complete", *, status_url: str | None = None,
                        timeout: float | None = None, **_: Any) -> dict[str, Any]:
@@ -457,22 +456,34 @@ class LiveTargetProfiles:
         if url is None:
             pytest.fail("live mode: wait_for_batch() has no status URL: submit a batch first, or pass status_url",
                         pytrace=False)
-        limit = time.monotonic() + (timeout if timeout is not None else self.config.timeout)
-        delay = 0.5
-        while True:
+
+        def attempt() -> tuple[bool, tuple[requests.Response, Any]]:
             r = self._session.get(url, headers=self.headers(), timeout=30)
             try:
                 status = parse_batch_status(r.text) if r.status_code == 200 else None
             except ValueError:  # ElementTree's ParseError is one
                 status = None
-            if status is not None and status.status in (state, "stuck"):
-                return {"status": status.status, "batchSize": status.batch_size}
+            return status is not None and status.status in (state, "stuck"), (r, status)
+
+        _, status = self._poll(attempt, lambda last: (
+            f"live mode: the batch did not reach {state!r} within {timeout or self.config.timeout:g} s; last "
+            f"answer HTTP {last[0].status_code}: {last[0].text[:200]}"), timeout, delay=0.5, max_delay=15.0)
+        return {"status": status.status, "batchSize": status.batch_size}
+
+    def _poll(self, attempt: Callable[[], tuple[bool, _T]], failure: Callable[[_T], str], timeout: float | None,
+              *, delay: float, max_delay: float) -> _T:
+        """Call ``attempt`` until it says it is done, and return what it found; between calls wait ``delay``
+        seconds, doubled each time up to ``max_delay`` (a real tenant is asked as seldom as will do). At
+        ``timeout`` (default: the configured one) fail the test with ``failure`` of the last thing found."""
+        limit = time.monotonic() + (timeout if timeout is not None else self.config.timeout)
+        while True:
+            done, last = attempt()
+            if done:
+                return last
             if time.monotonic() >= limit:
-                pytest.fail(f"live mode: the batch did not reach {state!r} within "
-                            f"{timeout or self.config.timeout:g} s; last answer HTTP {r.status_code}: "
-                            f"{r.text[:200]}", pytrace=False)
+                pytest.fail(failure(last), pytrace=False)
             self._sleep(delay)
-            delay = min(delay * 2, 15.0)
+            delay = min(delay * 2, max_delay)
 
     def advance(self, seconds: float) -> float:
         """Wait: a real tenant's clock cannot be moved. Skips when the wait would pass the timeout."""

@@ -170,3 +170,48 @@ def test_live_handle_waits_instead_of_moving_a_clock_and_skips_what_needs_the_fa
         live.no_such_thing  # noqa: B018
     assert live.id("c-1") == "tpmx-c-1" and live.id("tpmx-c-1") == "tpmx-c-1"
     assert live.headers() == {} and live.url == "https://acme.tt.omtrdc.net"
+
+
+class _Clock:
+    """Stands in for the live module's ``time``: sleeping moves it on, so a wait's timeout comes at once."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_live_waits_back_off_and_fail_at_the_timeout_saying_what_they_last_saw(monkeypatch: pytest.MonkeyPatch
+                                                                                ) -> None:
+    from target_profile_mock.plugin import live as live_module
+    from target_profile_mock.plugin.live import LiveTargetProfiles
+
+    cfg = LiveConfig.from_env(BASE | {"TARGET_PROFILES_LIVE_TIMEOUT": "40"})
+    clock = _Clock()
+    monkeypatch.setattr(live_module, "time", clock)
+    live = LiveTargetProfiles(cfg, Recorder(cfg), sleep=clock.sleep)
+    status_url = "https://acme.tt.omtrdc.net/m2/acme/v2/profile/batchStatus?batchId=acme-1-2"
+    with responses.RequestsMock() as rsps:
+        rsps.get(re.compile(r"https://acme\.tt\.omtrdc\.net/rest/v1/profiles/.*"), json={
+            "profileAttributes": {"tier": {"value": "silver", "modifiedAt": "2026-01-01T00:00:00Z"}}})
+        rsps.get(status_url, status=503, body="busy")
+        with pytest.raises(pytest.fail.Exception, match=re.escape(
+                "live mode: the profile 'tpmx-c-1' did not show {'tier': 'gold'} within 40 s "
+                "(TARGET_PROFILES_LIVE_TIMEOUT); last seen: {'thirdPartyId': 'tpmx-c-1', 'attributes': "
+                "{'tier': 'silver'}")):
+            live.wait_for_profile("tpmx-c-1", attributes={"tier": "gold"})
+        assert clock.slept == [0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 10.0, 10.0, 10.0]
+        clock.slept.clear()
+        with pytest.raises(pytest.fail.Exception, match=re.escape(
+                "live mode: the batch did not reach 'complete' within 5 s; last answer HTTP 503: busy")):
+            live.wait_for_batch(status_url=status_url, timeout=5)
+        assert clock.slept == [0.5, 1.0, 2.0, 4.0]
+        rsps.replace(responses.GET, status_url, body="<response><batchId>acme-1-2</batchId><status>complete</status>"
+                     "<batchSize>1</batchSize></response>")
+        assert live.wait_for_batch(status_url=status_url) == {"status": "complete", "batchSize": 1}
