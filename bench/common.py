@@ -341,6 +341,18 @@ def alternate(rounds: int, runs: dict[str, Callable[[], float]]) -> dict[str, li
     return out
 
 
+def paired(rounds: int, project: Callable[[], float], baseline: Callable[[], float]) -> tuple[float, float, float]:
+    """Time both back to back each round (under the same machine load): the median of the project's times,
+    of the baseline's, and of the rounds' ratios (project / baseline)."""
+    ours, base, ratios = [], [], []
+    for _ in range(rounds):
+        a, b = project(), baseline()
+        ours.append(a)
+        base.append(b)
+        ratios.append(a / b)
+    return median(ours), median(base), median(ratios)
+
+
 # --- data ----------------------------------------------------------------------------------------
 _TIERS = ("gold", "silver", "bronze", "platinum")
 _CITIES = ("Berlin", "San%20Francisco", "S%C3%A3o%20Paulo", "Z%C3%BCrich", "New%20York", "Paris", "Tokyo",

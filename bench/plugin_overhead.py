@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import requests  # noqa: E402
 import responses  # noqa: E402
-from common import heading, report  # noqa: E402
+from common import heading, paired, report  # noqa: E402
 
 TENANT = "acme"
 QUERY = "mbox3rdPartyId=c-1&profile.tier=gold&profile.city=Paris"
@@ -75,13 +75,13 @@ def per_call(rounds: int, calls: int, module_level: bool) -> tuple[float, float,
         assert r.status_code == 200 and r.content == body, r.text
         return elapsed
 
-    run(static), run(through)  # warm up
-    a, b = [], []
-    for _ in range(rounds):
-        a.append(run(static))
-        b.append(run(through))
+    def run_through() -> float:
+        elapsed = run(through)
         fake.backend.journal.clear()  # keep the journal from growing over the rounds
-    return statistics.median(b), statistics.median(a), statistics.median(y / x for x, y in zip(a, b, strict=True))
+        return elapsed
+
+    run(static), run(through)  # warm up
+    return paired(rounds, run_through, lambda: run(static))
 
 
 # --- figure 4: per test ----------------------------------------------------------------------------

@@ -30,22 +30,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import requests  # noqa: E402
 import responses  # noqa: E402
-from common import heading, report  # noqa: E402
+from common import heading, paired, report  # noqa: E402
 
 TENANT = "acme"
 QUERY = "mbox3rdPartyId=c-1&profile.tier=gold&profile.city=Paris"
 URL = f"https://{TENANT}.tt.omtrdc.net/m2/{TENANT}/profile/update?{QUERY}"
 PATH = f"/m2/{TENANT}/profile/update?{QUERY}"
-
-
-def _rounds(rounds: int, project: Callable[[], float], baseline: Callable[[], float]) -> tuple[float, float, float]:
-    ours, base, ratios = [], [], []
-    for _ in range(rounds):
-        a, b = project(), baseline()
-        ours.append(a)
-        base.append(b)
-        ratios.append(a / b)
-    return statistics.median(ours), statistics.median(base), statistics.median(ratios)
 
 
 def _show(figure: str, ours: float, base: float, ratio: float, limit: float, unit: str = "µs") -> None:
@@ -77,7 +67,7 @@ def per_block(rounds: int, blocks: int) -> None:
                 requests.post(URL)
         return (time.perf_counter() - t) / blocks
 
-    _show("7. mock_target block vs a responses block", *_rounds(rounds, ours, bare), 1.0)
+    _show("7. mock_target block vs a responses block", *paired(rounds, ours, bare), 1.0)
 
 
 # --- figure 8 ---------------------------------------------------------------------------------------
@@ -141,7 +131,7 @@ def https_per_request(rounds: int, calls: int) -> None:
 
             run(tls, secure_url)()
             run(plain, plain_url)()
-            _show("9. HTTPS through the front vs plain HTTP to waitress", *_rounds(rounds, run(tls, secure_url),
+            _show("9. HTTPS through the front vs plain HTTP to waitress", *paired(rounds, run(tls, secure_url),
                                                                                 run(plain, plain_url)), 1.5)
 
 
