@@ -47,6 +47,15 @@ def report(figure: str, value: str, target: str = "", met: bool | None = None) -
                                  "target": target, "met": met}) + "\n")
 
 
+def split_at_dashes(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """A harness's own arguments, and those after ``--``, which go to every script it runs."""
+    argv = list(argv)
+    if "--" not in argv:
+        return argv, []
+    i = argv.index("--")
+    return argv[:i], argv[i + 1:]
+
+
 def heading(text: str) -> None:
     print(f"\n== {text}", flush=True)
 

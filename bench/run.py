@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BENCH, PYTHON, QUICK_ENV, ROOT, SUMMARY_ENV, ensure_wrk, machine
+from common import BENCH, PYTHON, QUICK_ENV, ROOT, SUMMARY_ENV, ensure_wrk, machine, split_at_dashes
 
 #: In the order they run; a script that does not exist (yet) is skipped with a note.
 SCRIPTS = ("single.py", "plugin_overhead.py", "bulk.py", "strategies.py", "connections.py", "runners.py",
@@ -51,11 +51,7 @@ def run_script(path: Path, quick: bool, extra: list[str], summary: Path) -> tupl
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1:]
+    argv, extra = split_at_dashes(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description="Run the benchmarks in bench/ and summarise them.")
     p.add_argument("--quick", action="store_true", help="tiny inputs: checks the scripts run, measures nothing")
     p.add_argument("--only", default="", help="comma-separated script names (e.g. bulk,single)")

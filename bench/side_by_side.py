@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PYTHON, QUICK_ENV, ROOT, SUMMARY_ENV, machine, median
+from common import PYTHON, QUICK_ENV, ROOT, SUMMARY_ENV, machine, median, split_at_dashes
 
 DEFAULT_SCRIPTS = ("single", "plugin_overhead", "bulk")
 #: A number with its unit, e.g. ``1,015 req/s``, ``0.98x``, ``3.37 ms``, ``185 MiB``; the words before it
@@ -151,11 +151,7 @@ def rows(old: Tree, new: Tree) -> list[tuple[str, str, str, str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1:]
+    argv, extra = split_at_dashes(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--base", type=Path, required=True, metavar="DIR", help="the other source tree (a checkout)")
     p.add_argument("--base-python", default=PYTHON, metavar="PATH",

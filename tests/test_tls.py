@@ -222,11 +222,17 @@ def _connect(port: int, target: str) -> tuple[socket.socket, bytes]:
     return sock, head
 
 
-def test_other_hosts_are_refused_with_a_message_that_says_what_to_do(front: TlsFront) -> None:
-    sock, answer = _connect(front.port, "example.com:443")
+def _read_to_end(sock: socket.socket, start: bytes = b"") -> bytes:
+    """Everything the peer sends until it closes (after ``start``, what was read already); then closes."""
+    answer = start
     while chunk := sock.recv(4096):
         answer += chunk
     sock.close()
+    return answer
+
+
+def test_other_hosts_are_refused_with_a_message_that_says_what_to_do(front: TlsFront) -> None:
+    answer = _read_to_end(*_connect(front.port, "example.com:443"))
     assert answer.startswith(b"HTTP/1.1 403 Forbidden\r\n")
     assert b"refused CONNECT example.com:443" in answer and b"NO_PROXY" in answer and b"--proxy-passthrough" in answer
     with pytest.raises(requests.exceptions.ProxyError, match="403"):
@@ -238,10 +244,7 @@ def test_passthrough_tunnels_other_hosts(ca: LocalCA, backend: MockBackend, othe
         sock, head = _connect(front.port, f"127.0.0.1:{other_host_port}")
         assert head.startswith(b"HTTP/1.1 200 Connection established")
         sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        answer = b""
-        while chunk := sock.recv(4096):
-            answer += chunk
-        sock.close()
+        answer = _read_to_end(sock)
     assert answer.endswith(b"\r\n\r\nhello")
 
 
@@ -291,18 +294,12 @@ def test_passthrough_forwards_plain_http_proxy_requests(ca: LocalCA, backend: Mo
     with TlsFront(create_app(backend), ca.server_context(), passthrough=True) as front:
         sock = socket.create_connection(("127.0.0.1", front.port), timeout=10)
         sock.sendall(f"GET http://127.0.0.1:{other_host_port}/ HTTP/1.0\r\n\r\n".encode())
-        answer = b""
-        while chunk := sock.recv(4096):
-            answer += chunk
-        sock.close()
+        answer = _read_to_end(sock)
     assert answer.startswith(b"HTTP/1.0 200") and answer.endswith(b"\r\n\r\nhello")
 
 
 def test_a_connect_without_a_port_is_refused_with_what_it_takes(front: TlsFront) -> None:
-    sock, answer = _connect(front.port, "acme.tt.omtrdc.net")
-    while chunk := sock.recv(4096):
-        answer += chunk
-    sock.close()
+    answer = _read_to_end(*_connect(front.port, "acme.tt.omtrdc.net"))
     assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert answer.endswith(b"CONNECT takes host:port, e.g. CONNECT acme.tt.omtrdc.net:443, not acme.tt.omtrdc.net\n")
 
