@@ -112,6 +112,9 @@ _TNT_POOL = (*(f"{1_600_000_000_000 + i}-{100_000 + i}.{i:02d}_00" for i in rang
 _THIRD_POOL = ("cust-1", "cust-2", "ünïcode-3", "a b&c=4", "e%25f,5", "x" * 40)
 _NAMES = ("tier", "city", "points", "a.b", "x-y")
 _values = attribute_values(max_size=12)
+#: ``(kind, id)`` from the pools: the machine keeps meeting the same visitors
+_pool_ids = st.one_of(st.tuples(st.just("tntId"), st.sampled_from(_TNT_POOL)),
+                      st.tuples(st.just("thirdPartyId"), st.sampled_from(_THIRD_POOL)))
 
 
 def _fetch_request(client: str, kind: str, profile_id: str) -> HttpRequest:
@@ -162,13 +165,11 @@ def profile_machine(driver_factory: Callable[[], Driver], *, client: str = "demo
                 self.driver.reset()  # type: ignore[attr-defined]
                 self.driver.set_lifecycle(f"polls={polls_to_complete}")  # type: ignore[attr-defined]
 
-        @initialize(target=ids, kind_id=st.one_of(st.tuples(st.just("tntId"), st.sampled_from(_TNT_POOL)),
-                                                  st.tuples(st.just("thirdPartyId"), st.sampled_from(_THIRD_POOL))))
+        @initialize(target=ids, kind_id=_pool_ids)
         def first_id(self, kind_id: tuple[str, str]) -> tuple[str, str]:
             return kind_id
 
-        @rule(target=ids, kind_id=st.one_of(st.tuples(st.just("tntId"), st.sampled_from(_TNT_POOL)),
-                                            st.tuples(st.just("thirdPartyId"), st.sampled_from(_THIRD_POOL))))
+        @rule(target=ids, kind_id=_pool_ids)
         def another_id(self, kind_id: tuple[str, str]) -> tuple[str, str]:
             return kind_id
 

@@ -140,23 +140,32 @@ def _unknown_body(client: str) -> st.SearchStrategy[tuple[HttpRequest, str]]:
                      st.sampled_from(("text/plain", "application/xml", "text/csv", "application/octet-stream")))
 
 
+def _with_plus_or_slash(ids: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """Customer ids with ``+``, ``/`` or both put in at a drawn place (they break id.third-party-chars)."""
+    def put(base: str, at: int, chars: str) -> str:
+        at %= len(base) + 1
+        return base[:at] + chars + base[at:]
+    return st.builds(put, ids, st.integers(0, 256), st.sampled_from(("+", "/", "+/")))
+
+
+def _too_long(ids: st.SearchStrategy[str], most_over: int) -> st.SearchStrategy[str]:
+    """Customer ids over the 256-character limit by 1 to ``most_over`` + 1: a drawn id repeated (a long id
+    costs a few drawn characters)."""
+    limit = LIMITS.third_party_id_max_chars
+    return st.builds(lambda s, n: (s * (limit // len(s) + 2 + n))[: limit + 1 + n], ids, st.integers(0, most_over))
+
+
 @_breaks("id.third-party-chars", "single-update")
 def _third_party_chars(client: str) -> st.SearchStrategy[tuple[HttpRequest, str]]:
-    @st.composite
-    def ids(draw: st.DrawFn) -> str:
-        base = draw(third_party_ids(max_size=40))
-        pos = draw(st.integers(0, len(base)))
-        return base[:pos] + draw(st.sampled_from(("+", "/", "+/"))) + base[pos:]
     return st.builds(lambda m, pid, a: (_single(client, m, [("mbox3rdPartyId", pid), *_profile_pairs(a)]),
-                                        f"mbox3rdPartyId {pid!r}"), _methods, ids(), _attrs)
+                                        f"mbox3rdPartyId {pid!r}"),
+                     _methods, _with_plus_or_slash(third_party_ids(max_size=40)), _attrs)
 
 
 @_breaks("id.third-party-length", "single-update")
 def _third_party_length(client: str) -> st.SearchStrategy[tuple[HttpRequest, str]]:
-    long_ids = st.builds(lambda s, n: (s * (LIMITS.third_party_id_max_chars // len(s) + 1 + n))
-                         [: LIMITS.third_party_id_max_chars + 1 + n],
-                         third_party_ids(max_size=8, alphabet=st.characters(min_codepoint=33, max_codepoint=126)),
-                         st.integers(0, 100))
+    long_ids = _too_long(third_party_ids(max_size=8, alphabet=st.characters(min_codepoint=33, max_codepoint=126)),
+                         100)
     return st.builds(lambda m, pid, a: (_single(client, m, [("mbox3rdPartyId", pid), *_profile_pairs(a)]),
                                         f"mbox3rdPartyId of {len(pid)} characters"), _methods, long_ids, _attrs)
 
@@ -300,14 +309,8 @@ def _unterminated_quote(client: str) -> st.SearchStrategy[tuple[HttpRequest, str
 
 @_breaks("batch.third-party-id", "batch-submit")
 def _bad_third_party_row(client: str) -> st.SearchStrategy[tuple[HttpRequest, str]]:
-    @st.composite
-    def bad_ids(draw: st.DrawFn) -> str:
-        base = draw(third_party_ids(max_size=30))
-        if draw(st.booleans()):
-            pos = draw(st.integers(0, len(base)))
-            return base[:pos] + draw(st.sampled_from(("+", "/"))) + base[pos:]
-        return (base * (LIMITS.third_party_id_max_chars // len(base) + 2))[: LIMITS.third_party_id_max_chars + 1
-                                                                           + draw(st.integers(0, 50))]
+    ids = third_party_ids(max_size=30)
+    bad_ids = st.one_of(_with_plus_or_slash(ids), _too_long(ids, 50))
 
     def build(c: BatchCall, li: int, pid: str) -> tuple[HttpRequest, str]:
         lines = _lines(c)
@@ -316,7 +319,7 @@ def _bad_third_party_row(client: str) -> st.SearchStrategy[tuple[HttpRequest, st
         lines[i] = quote(pid, safe="").encode() + (b"," + rest[1] if len(rest) > 1 else b"")
         return _submit(c, b"\n".join(lines)), f"thirdPartyId {pid!r}"
     return st.builds(build, batch_files(client=client, max_rows=5, max_attributes=3,
-                                        keys=st.just("thirdPartyId")), st.integers(0, 10), bad_ids())
+                                        keys=st.just("thirdPartyId")), st.integers(0, 10), bad_ids)
 
 
 @_breaks("batch.method", "batch-submit")
