@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from flask import Flask, Request, Response, request
-from target_profile_mock.contracts.xmlbodies import status_failure
+from flask.signals import got_request_exception, request_finished, request_started, request_tearing_down
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.utils import cached_property
@@ -17,8 +17,9 @@ from . import ui
 from .backend import CapacityError, MockBackend
 from .config import MockConfig
 from .models.journal import query_args
+from .surfaces import REST_JSON, ROUTE_METHODS, SURFACES, route_pattern, shape_of_path
 from .views import admin, control, delivery, edge
-from .views.common import json_response, xml_response
+from .views.common import DIRECT_VIEWS, error_response, json_response
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -65,8 +66,8 @@ class _LeanRequest:
         return getattr(full, name)
 
 
-#: What each Adobe route serves; control routes serve what they declare (GET routes HEAD too).
-SERVED_METHODS: dict[str, tuple[str, ...]] = {**edge.SERVED_METHODS, **admin.SERVED_METHODS}
+#: What each Adobe route serves, by endpoint; control routes serve what they declare (GET routes HEAD too).
+SERVED_METHODS: dict[str, tuple[str, ...]] = {r.endpoint: s.served for s in SURFACES for r in s.routes}
 
 
 def allowed_methods(app: Flask, path: str, declared: Iterable[str] | None) -> list[str]:
@@ -131,23 +132,16 @@ def http_error_response(req: Request, exc: HTTPException) -> Response:
     """An HTTP error (unknown route or method) in the shape of the API it was aimed at."""
     code = exc.code or 500
     message = f"{req.method} {req.path}: {exc.description}"
-    if req.path.startswith("/m2/"):
-        return xml_response(status_failure(message), code)
-    if req.path.startswith("/rest/"):
-        return json_response({"status": code, "message": message}, code)
-    return json_response({"error": message}, code)
+    shape = shape_of_path(req.path)
+    return json_response({"error": message}, code) if shape is None else error_response(shape, code, message)
 
 
 def capacity_response(req: Request, exc: CapacityError) -> Response:
     """A call refused by one of the fake's own bounds (a race past the views' own checks): a 503 in the
     shape of the API it was aimed at."""
     message = str(exc)
-    if req.path.startswith("/m2/"):
-        response = xml_response(status_failure(message), 503)
-    elif req.path.startswith("/rest/"):
-        response = json_response({"status": 503, "message": message}, 503)
-    else:
-        response = json_response({"error": message}, 503)
+    shape = shape_of_path(req.path)
+    response = json_response({"error": message}, 503) if shape is None else error_response(shape, 503, message)
     if exc.retry_after is not None:
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
@@ -157,50 +151,107 @@ def unexpected_error_response(req: Request, exc: Exception) -> Response:
     """A bug in the fake: logged, and answered with a 500 in the API's shape rather than a traceback."""
     log.exception("unexpected error in the fake")
     message = f"internal error in target-profile-mock ({type(exc).__name__}); please report it"
-    if req.path.startswith("/m2/"):
-        return xml_response(status_failure(message), 500)
-    return json_response({"status": 500, "message": message}, 500)
+    return error_response(shape_of_path(req.path) or REST_JSON, 500, message)
 
 
-#: The edge routes a test suite calls most, as Flask's router matches them (``strict_slashes`` aside:
-#: a trailing slash, like any other path, goes through Flask).
-_HOT_PATH = re.compile(r"/(?:m2/([^/]+)/profile/update"
-                       r"|rest/v1/profiles/(?:(thirdPartyId|marketingCloudVisitorId)/)?([^/]+)"
-                       r"|rest/v1/(delivery))\Z")
-#: The methods those routes declare; Flask answers HEAD and OPTIONS for them itself.
-_HOT_METHODS = frozenset(("GET", "POST", "PUT", "PATCH", "DELETE"))
+class HotRoutes:
+    """The routes of the ``hot`` surfaces as one regular expression, built from ``surfaces.py``: what
+    Flask's router matches on them (``strict_slashes`` aside: a trailing slash, like any other path, goes
+    through Flask)."""
+
+    def __init__(self) -> None:
+        parts: list[str] = []
+        #: by the number of a route's own group (the outermost, so ``lastindex`` of a match): its operation,
+        #: (argument name, group number) pairs, the route's own arguments, and its endpoint
+        self.routes: dict[int, tuple[str, tuple[tuple[str, int], ...], dict[str, object], str]] = {}
+        group = 1
+        for surface in SURFACES:
+            if not surface.hot:
+                continue
+            if surface.operation not in DIRECT_VIEWS:
+                raise RuntimeError(f"surface {surface.operation} is hot but its view is not registered with "
+                                   "serve(..., direct=True)")
+            for route in surface.routes:
+                pattern, names = route_pattern(route.rule)
+                parts.append(f"({pattern})")
+                pairs = tuple((name, group + 1 + i) for i, name in enumerate(names))
+                self.routes[group] = (surface.operation, pairs, dict(route.args), route.endpoint)
+                group += 1 + len(names)
+        self.pattern = re.compile(f"(?:{'|'.join(parts)})\\Z")
+
+    def match(self, path: str) -> tuple[str, dict[str, object], str] | None:
+        """The operation, the view's arguments and the endpoint for ``path``, or None when no hot route
+        takes it."""
+        m = self.pattern.match(path)
+        if m is None:
+            return None
+        operation, pairs, args, endpoint = self.routes[m.lastindex]  # type: ignore[index]
+        kwargs = args.copy()
+        for name, i in pairs:
+            kwargs[name] = m.group(i)
+        return operation, kwargs, endpoint
+
+
+#: The hooks Flask runs around a request: while any is set for the whole app or for a hot route's
+#: blueprint, the lean front hands every request to Flask, so the hook runs on the hot routes too.
+_HOOK_TABLES = ("before_request_funcs", "after_request_funcs", "teardown_request_funcs", "url_value_preprocessors")
+_SIGNALS = (request_started, request_finished, got_request_exception, request_tearing_down)
+
+
+def flask_hooks(app: Flask) -> Callable[[], bool]:
+    """A check, cheap enough for every request, of whether ``app`` has a request hook that Flask would run on
+    a hot route (an app-level or blueprint ``before_request``, ``after_request``, ``teardown_request``,
+    ``url_value_preprocessor``, ``teardown_appcontext``, or a receiver of a request signal)."""
+    # a scope present in a table counts, even with no function in it: then Flask serves, only slower
+    scopes = frozenset({None, *(r.endpoint.partition(".")[0] for s in SURFACES if s.hot for r in s.routes)})
+    before, after, teardown, url_values = (getattr(app, name) for name in _HOOK_TABLES)
+    teardown_app = app.teardown_appcontext_funcs
+    started, finished, exception, tearing_down = _SIGNALS
+
+    def any_hook() -> bool:
+        return not (scopes.isdisjoint(before) and scopes.isdisjoint(after) and scopes.isdisjoint(teardown)
+                    and scopes.isdisjoint(url_values)) or bool(
+            teardown_app or started.receivers or finished.receivers or exception.receivers or tearing_down.receivers)
+
+    return any_hook
+
+
+#: The methods the hot routes take; Flask answers HEAD and OPTIONS for them itself.
+_HOT_METHODS = frozenset(ROUTE_METHODS)
 
 
 def _lean_front(app: Flask, flask_wsgi: WsgiApp) -> WsgiApp:
-    """Serve the single update, the profile fetches and the Delivery API without Flask's per-request machinery.
+    """Serve the routes of the ``hot`` surfaces (single update, profile fetch, Delivery API) without Flask's
+    per-request machinery.
 
     Flask's request and app contexts, routing, signals and hooks cost more per call than these views'
     own work. The views take the backend and the request explicitly, so this front calls the same
-    functions the Flask routes do. Everything else goes to Flask: other paths and methods, requests
-    while the fault injector holds rules (faults hook into Flask's request context), and test clients
-    that keep the request context for inspection.
+    functions the Flask routes do, matched by the same route table (``surfaces.py``). Everything else
+    goes to Flask: other paths and methods, requests while the fault injector holds rules (faults hook
+    into Flask's request context), test clients that keep the request context for inspection, and every
+    request while a request hook or signal receiver is set that Flask would run on a hot route
+    (:func:`flask_hooks`). Error handlers are not Flask's: an error is answered as ``create_app``'s own
+    handlers answer it.
     """
     config = app.config
+    hot = HotRoutes()
+    hooked = flask_hooks(app)
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") not in _HOT_METHODS or "werkzeug.debug.preserve_context" in environ:
+        if (environ.get("REQUEST_METHOD") not in _HOT_METHODS or "werkzeug.debug.preserve_context" in environ
+                or hooked()):
             return flask_wsgi(environ, start_response)
         be: MockBackend = config["BACKEND"]
-        if be.faults is not None and len(be.faults):
+        if len(be.faults):
             return flask_wsgi(environ, start_response)
         lean = _LeanRequest(environ)
-        match = _HOT_PATH.match(lean.path)
+        match = hot.match(lean.path)
         if match is None:
             return flask_wsgi(environ, start_response)
         req = cast(Request, lean)  # the views read only what it serves as werkzeug does
-        client, kind, profile_id, visit = match.groups()
+        operation, args, _ = match
         try:
-            if client is not None:
-                response = edge.single_update(be, req, client)
-            elif visit is not None:
-                response = delivery.delivery(be, req)
-            else:
-                response = edge.fetch(be, req, kind or "tntId", profile_id)  # type: ignore[arg-type]
+            response = DIRECT_VIEWS[operation](be, req, **args)
         except HTTPException as exc:
             response = http_error_response(req, exc)
         except CapacityError as exc:

@@ -31,8 +31,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from flask import Response, after_this_request, g, has_request_context
-from target_profile_mock.contracts.rules import LIMITS, Violation, rule
-from target_profile_mock.contracts.xmlbodies import batch_refused, status_failure, update_failure
+from target_profile_mock.contracts.rules import LIMITS
 
 from .models.faults import (
     _BODY_KINDS,
@@ -49,7 +48,8 @@ from .models.faults import (
     _retry_after,
     make_fault,
 )
-from .views.common import JSON, XML, admin_error, json_response, xml_response
+from .surfaces import by_operation
+from .views.common import bulk_limit_reached, error_response
 
 if TYPE_CHECKING:
     import httpx
@@ -104,20 +104,6 @@ def intercept(injector: FaultInjector, operation: str, tenant: str | None) -> Re
 
 
 # --- answers -------------------------------------------------------------------------------------
-def _error_body(operation: str, status: int, message: str) -> Response:
-    """An error answer in the shape of the API the operation belongs to."""
-    if operation == "single-update":
-        return xml_response(update_failure(message), status)
-    if operation == "batch-submit":
-        return xml_response(batch_refused(message), status)
-    if operation == "batch-status":
-        return xml_response(status_failure(message), status)
-    if operation in ("fetch", "delivery"):
-        return json_response({"status": status, "message": message}, status)
-    code = "".join(w.capitalize() for w in _phrase(status).replace("-", " ").split())
-    return admin_error(status, code, message)
-
-
 def _backend() -> MockBackend:
     from flask import current_app
 
@@ -133,9 +119,8 @@ def _answer(f: Fault, operation: str, tenant: str | None) -> Response:
     if message is None and f.kind == "rate-limit":
         # word for word what the fake's own bulk rate limit says
         limit = (_backend().tenant(tenant).bulk_window.limit if tenant else None) or LIMITS.bulk_calls_per_minute
-        message = Violation(rule("rate.bulk"), f"client {tenant} has made {limit} bulk calls in the last minute",
-                            "rate").message
-    response = _error_body(operation, status, message or _phrase(status))
+        message = bulk_limit_reached(str(tenant), limit).message
+    response = error_response(by_operation(operation), status, message or _phrase(status))
     if f.body is not None:
         response.set_data(f.body.encode())
     if f.kind in ("throttle", "rate-limit") or f.retry_after is not None:
@@ -157,7 +142,7 @@ def _damage(f: Fault, operation: str, tenant: str | None, response: Response) ->
     if f.kind not in _BODY_KINDS:
         return _answer(f, operation, tenant)
     full = response.get_data()
-    ctype = response.headers.get("Content-Type", XML if operation not in ("fetch", "token", "delivery") else JSON)
+    ctype = response.headers.get("Content-Type", by_operation(operation).media)
     status = f.status or response.status_code
     if f.kind == "empty":
         return Response(b"", status=status, content_type=ctype)

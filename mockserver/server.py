@@ -85,7 +85,7 @@ def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8080, threads: 
     while not isinstance(inner, Flask) and hasattr(inner, "app"):  # through middleware such as LiveServer's
         inner = inner.app
     backend = inner.config.get("BACKEND") if isinstance(inner, Flask) else None
-    if backend is not None and backend.faults is not None:
+    if backend is not None:
         backend.faults.max_sleeping = sleeping_fault_bound(threads)
     if max_body_bytes is None:
         max_body_bytes = backend.config.batch_max_bytes if backend is not None else LIMITS.batch_max_bytes

@@ -15,6 +15,7 @@ from target_profile_mock.contracts.rules import RULES, Severity, Violation, rule
 from target_profile_mock.mockserver.backend import BatchState, ControlError, MockBackend
 from target_profile_mock.mockserver.lifecycle import Lifecycle
 from target_profile_mock.mockserver.models.journal import Journal, JournalEntry
+from target_profile_mock.mockserver.surfaces import OPERATIONS
 
 from . import matchers as m
 from .options import Settings, Strict, parse_strict
@@ -27,9 +28,6 @@ if TYPE_CHECKING:
     from flask import Flask
 
 __all__ = ["OPERATIONS", "BatchNotFoundError", "ProfileNotFoundError", "TargetProfiles"]
-
-#: The journal's operation names.
-OPERATIONS = ("single-update", "batch-submit", "batch-status", "fetch", "token", "delivery", "unknown")
 
 _MISSING: Any = object()
 #: A single update's identifier parameter -> the kind of id it names.
@@ -833,5 +831,5 @@ def _applied(e: JournalEntry) -> bool:
 
 
 def _check_operation(operation: str | None) -> None:
-    if operation is not None and operation not in OPERATIONS:
-        raise ValueError(f"operation={operation!r}: use one of {', '.join(OPERATIONS)}")
+    if operation is not None:
+        m.operation(operation)  # refuses a name that is no surface's

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from target_profile_mock.mockserver.models.journal import JournalEntry
+from target_profile_mock.mockserver.surfaces import OPERATIONS
 
 __all__ = ["Matcher", "Search", "search"]
 
@@ -18,6 +19,9 @@ Matcher = Callable[[JournalEntry], tuple[bool, str]]
 
 
 def operation(name: str) -> Matcher:
+    if name not in OPERATIONS:
+        raise ValueError(f"operation={name!r}: use one of {', '.join(OPERATIONS)}")
+
     def match(e: JournalEntry) -> tuple[bool, str]:
         return (e.operation == name, f"it is a {e.operation} request, not {name}")
     return match

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
 from target_profile_mock.mockserver.app import _LeanRequest, _Request
-from target_profile_mock.mockserver.views import edge
+from target_profile_mock.mockserver.views.common import DIRECT_VIEWS
 
 REQUESTS: list[tuple[str, str, dict]] = [
     ("GET", "/m2/demo/profile/update?mbox3rdPartyId=c1&profile.tier=gold", {}),
@@ -55,9 +55,9 @@ def _app(lean: bool, auth: bool) -> tuple[Flask, MockBackend]:
 @pytest.mark.parametrize("auth", [False, True])
 def test_the_lean_front_answers_and_journals_as_flask_does(auth: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     in_flask: list[bool] = []  # proves both paths ran: the front calls the views outside Flask's context
-    for name in ("single_update", "fetch"):
-        view = getattr(edge, name)
-        monkeypatch.setattr(edge, name, lambda *a, _v=view, **k: in_flask.append(has_request_context())
+    for operation in ("single-update", "fetch"):
+        view = DIRECT_VIEWS[operation]
+        monkeypatch.setitem(DIRECT_VIEWS, operation, lambda *a, _v=view, **k: in_flask.append(has_request_context())
                             or _v(*a, **k))
     lean, lean_be = _app(True, auth)
     plain, plain_be = _app(False, auth)

@@ -23,15 +23,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ControlError
+from ..surfaces import OPERATIONS
 
 __all__ = ["DEFAULT_RETRY_AFTER", "KINDS", "MAX_LATENCY", "OPERATIONS", "Fault", "FaultInjector", "FaultRule",
            "Injection", "make_fault"]
 
 FaultKind = Literal["latency", "status", "throttle", "rate-limit", "reset", "disconnect", "empty", "truncated",
                     "malformed", "pass"]
-Operation = Literal["single-update", "batch-submit", "batch-status", "fetch", "token", "delivery"]
 
-OPERATIONS: tuple[str, ...] = ("single-update", "batch-submit", "batch-status", "fetch", "token", "delivery")
 KINDS: tuple[str, ...] = ("latency", "status", "throttle", "rate-limit", "reset", "disconnect", "empty",
                           "truncated", "malformed", "pass")
 

@@ -18,8 +18,9 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, make_response, redirect, render_template, request, url_for
 
-from ..faults import KINDS, OPERATIONS
+from ..faults import KINDS
 from ..models.profiles import ID_KINDS
+from ..surfaces import OPERATIONS
 from ..views.common import backend
 
 bp = Blueprint("ui", __name__, url_prefix="/_mock/ui", template_folder="templates", static_folder="static")

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from flask import Request, Response, current_app, g, request
+from flask import Blueprint, Request, Response, current_app, g, request
 from flask.globals import _cv_request
 from target_profile_mock.contracts.ids import client_code_from_host
-from target_profile_mock.contracts.profile_json import format_timestamp
 from target_profile_mock.contracts.rules import Violation, rule
-from target_profile_mock.contracts.xmlbodies import update_failure
 from werkzeug.wsgi import get_content_length
 
 from ..backend import CapacityError, MockBackend
 from ..models.journal import BODY_KEEP, JournalEntry, environ_snapshot
-
-XML = "application/xml;charset=UTF-8"
-JSON = "application/json;charset=UTF-8"
+from ..surfaces import JSON, ROUTE_METHODS, XML, ErrorShape, Surface, by_operation
 
 
 def backend() -> MockBackend:
@@ -36,19 +31,69 @@ def json_response(obj: Any, status: int = 200, content_type: str = JSON,
     return Response(json.dumps(obj), status=status, content_type=content_type, headers=headers)
 
 
-#: The Admin API's media type.
-ADMIN_MEDIA = "application/vnd.adobe.target.v1+json"
+def error_response(shape: Surface | ErrorShape, status: int, message: str, headers: dict[str, str] | None = None,
+                   *, code: str | None = None, be: MockBackend | None = None) -> Response:
+    """A refusal in the error shape of a surface (or of a path's API): ``code`` is the Admin API's
+    ``errorCode``. Times in a body are the fake's clock, so frozen tests see frozen time."""
+    if isinstance(shape, Surface):
+        shape = shape.error
+    now_ms = (be or backend()).now_ms() if shape.timed else 0
+    return Response(shape.render(status, message, code, now_ms), status=status, content_type=shape.media,
+                    headers=headers)
 
 
-def admin_error(status: int, code: str, message: str) -> Response:
-    """The Admin API's documented ErrorResponse shape (ADMIN-OAS)."""
-    body = {
-        "httpStatus": status,
-        "requestId": str(uuid.uuid4()),
-        "requestTime": format_timestamp(backend().now_ms()),  # the fake's clock, so frozen tests see frozen time
-        "errors": [{"errorCode": code, "message": message, "meta": {}}],
-    }
-    return json_response(body, status, ADMIN_MEDIA)
+def refuse(surface: Surface, violation: Violation, status: int | None = None,
+           headers: dict[str, str] | None = None, be: MockBackend | None = None) -> Response:
+    """The surface's refusal of a call that broke a rule: the rule's status unless told otherwise."""
+    return error_response(surface, status or violation.rule.status, violation.message, headers, be=be)
+
+
+def allow(surface: Surface) -> dict[str, str]:
+    """The ``Allow`` header for a surface's 405: what it serves, and OPTIONS (answered for every route)."""
+    return {"Allow": ", ".join((*surface.served, "OPTIONS"))}
+
+
+def retry_after(wait: float) -> str:
+    """``Retry-After`` for a wait of ``wait`` seconds: whole seconds, rounded up, at least 1."""
+    return str(max(1, int(wait + 0.999)))
+
+
+def bulk_limit_reached(tenant: str, limit: int | None) -> Violation:
+    """The refusal of a bulk call (or status poll) past the tenant's bulk rate limit."""
+    if limit == 0:  # the fake's own setting, not Adobe's: say how to lift it
+        return Violation(rule("rate.bulk"), f"the bulk limit of client {tenant} is set to 0 calls a minute, so every "
+                         "bulk call is refused (bulkCallsPerMinute: null or --bulk-rate-limit off switches the limit "
+                         "off)", "rate")
+    return Violation(rule("rate.bulk"), f"client {tenant} has made {limit} bulk calls in the last minute", "rate")
+
+
+# --- routes -------------------------------------------------------------------------------------
+#: The views that take the backend and the request explicitly, by operation: the lean front
+#: (``app.py``) calls them without Flask's request context.
+DIRECT_VIEWS: dict[str, Callable[..., Response]] = {}
+
+
+def serve(bp: Blueprint, operation: str, view: Callable[..., Response], *, direct: bool = False) -> None:
+    """Register ``view`` on ``bp`` for every route of the surface of ``operation``, as declared in
+    ``surfaces.py``; a route's own arguments (``version=2``) are passed to the view with the path's.
+
+    A ``direct`` view takes the backend and the request first, so the lean front can call it too."""
+    surface = by_operation(operation)
+    flask_view = view
+    if direct:
+        DIRECT_VIEWS[operation] = view
+
+        def flask_view(**kwargs: Any) -> Response:
+            # looked up per call, as the lean front does: both dispatches run the view registered now
+            return DIRECT_VIEWS[operation](backend(), request._get_current_object(),  # type: ignore[attr-defined]
+                                           **kwargs)
+
+    for route in surface.routes:
+        blueprint, _, endpoint = route.endpoint.partition(".")
+        if blueprint != bp.name:
+            raise ValueError(f"{route.endpoint} is declared for blueprint {blueprint!r}, registered on {bp.name!r}")
+        bp.add_url_rule(route.rule, endpoint, flask_view, methods=list(ROUTE_METHODS),
+                        defaults=dict(route.args))
 
 
 # --- journal ------------------------------------------------------------------------------------
@@ -152,38 +197,33 @@ def presented_token(entry: JournalEntry, req: Request | None = None) -> str | No
     return None
 
 
-def check_auth(tenant: str, entry: JournalEntry, refuse: Callable[[Violation], Response],
-               be: MockBackend | None = None, req: Request | None = None) -> Response | None:
+def check_auth(tenant: str, entry: JournalEntry, surface: Surface, be: MockBackend | None = None,
+               req: Request | None = None) -> Response | None:
+    """None when the call may go on; else the surface's refusal, with the configured auth status."""
     token = presented_token(entry, req)
     violation = (be or backend()).check_token(tenant, token)
     if violation is None:
         return None
     entry.violations.append(violation)
-    return refuse(violation)
+    return refuse(surface, violation, auth_status(be), be=be)
 
 
 def auth_status(be: MockBackend | None = None) -> int:
     return (be or backend()).config.auth_failure_status
 
 
-def refuse_update(violation: Violation, status: int | None = None) -> Response:
-    return xml_response(update_failure(violation.message), status or violation.rule.status)
-
-
 # --- the fake's own bounds ----------------------------------------------------------------------
-def over_capacity(exc: CapacityError, entry: JournalEntry, shape: Callable[[str], Response]) -> Response:
+def over_capacity(exc: CapacityError, entry: JournalEntry, surface: Surface, be: MockBackend | None = None) -> Response:
     """The 503 for a call refused by one of the fake's own memory bounds (not a contract matter, so no
-    violation): ``shape`` builds the body of the API called; ``Retry-After`` when waiting would help."""
+    violation), in the surface's error shape; ``Retry-After`` when waiting would help."""
     entry.parsed["refused"] = str(exc)
-    response = shape(str(exc))
-    response.status_code = 503
+    response = error_response(surface, 503, str(exc), be=be)
     if exc.retry_after is not None:
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 
-def admit_tenant(tenant: str, entry: JournalEntry, shape: Callable[[str], Response],
-                 be: MockBackend | None = None) -> Response | None:
+def admit_tenant(tenant: str, entry: JournalEntry, surface: Surface, be: MockBackend | None = None) -> Response | None:
     """None when a write may create ``tenant`` (or it exists); else the 503 refusal (``max_tenants``)."""
     why = (be or backend()).tenant_refusal(tenant)
-    return None if why is None else over_capacity(CapacityError(why), entry, shape)
+    return None if why is None else over_capacity(CapacityError(why), entry, surface, be)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Request, Response, request
+from flask import Blueprint, Request, Response
 from target_profile_mock.contracts.delivery import parse_delivery
 from target_profile_mock.contracts.ids import client_code_from_host
 from target_profile_mock.contracts.rules import Violation, rule
@@ -10,27 +10,24 @@ from werkzeug.wsgi import get_input_stream
 
 from ..backend import MockBackend
 from ..models.journal import BODY_KEEP
-from .common import backend, finish, json_response, start_entry
-from .edge import ALL_METHODS, _fault
+from ..surfaces import by_operation
+from .common import error_response, finish, json_response, serve, start_entry
+from .edge import _fault
 
 bp = Blueprint("delivery", __name__)
+DELIVERY = by_operation("delivery")
 
 #: the Delivery API's bodies are small JSON documents; anything larger is refused before it is read
 MAX_BODY = 1024 * 1024
 
 
 def _refuse(status: int, message: str) -> Response:
-    return json_response({"status": status, "message": message}, status)
-
-
-@bp.route("/rest/v1/delivery", methods=ALL_METHODS)
-def delivery_route() -> Response:
-    return delivery(backend(), request._get_current_object())  # type: ignore[attr-defined]
+    return error_response(DELIVERY, status, message)
 
 
 def delivery(be: MockBackend, req: Request) -> Response:
     """``POST /rest/v1/delivery`` for ``req``, on ``be`` (with or without Flask's request context)."""
-    entry = start_entry("delivery", be, req)
+    entry = start_entry(DELIVERY.operation, be, req)
     args = req.args.to_dict()  # a plain dict: MultiDict.get raises (and catches) for every absent key
     environ = req.environ
     tenant = args.get("client", "")
@@ -66,7 +63,7 @@ def delivery(be: MockBackend, req: Request) -> Response:
     if parsed.errors:
         first = parsed.errors[0]
         return finish(_refuse(first.rule.status, "; ".join(v.message for v in parsed.errors)), be, entry)
-    faulted = _fault("delivery", tenant, be, req)
+    faulted = _fault(DELIVERY, tenant, be, req)
     if faulted is not None:
         return finish(faulted, be, entry)
     known = len(parsed.violations)
@@ -74,3 +71,6 @@ def delivery(be: MockBackend, req: Request) -> Response:
     entry.violations += parsed.violations[known:]  # what applying it found (the profile data limit)
     entry.parsed["tntId"] = answer["id"]["tntId"]
     return finish(json_response(answer), be, entry)
+
+
+serve(bp, DELIVERY.operation, delivery, direct=True)

@@ -12,66 +12,45 @@ from target_profile_mock.contracts.ids import client_code_from_host
 from target_profile_mock.contracts.profile_json import FetchKind, not_found_json, profile_body
 from target_profile_mock.contracts.rules import LIMITS, Violation, rule
 from target_profile_mock.contracts.single import parse_single_update
-from target_profile_mock.contracts.xmlbodies import (
-    batch_refused,
-    batch_status,
-    batch_submitted,
-    status_failure,
-    update_failure,
-    update_success,
-)
+from target_profile_mock.contracts.xmlbodies import batch_status, batch_submitted, update_success
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..backend import CapacityError, MockBackend
 from ..faults import intercept
 from ..models.journal import BODY_KEEP
+from ..surfaces import JSON, Surface, by_operation
 from .common import (
-    JSON,
     TeeStream,
     admit_tenant,
-    auth_status,
+    allow,
     backend,
+    bulk_limit_reached,
     check_auth,
+    error_response,
     finish,
     flask_dispatched,
     json_response,
     m2_tenant,
     over_capacity,
-    refuse_update,
+    refuse,
+    retry_after,
+    serve,
     start_entry,
     xml_response,
 )
 
 bp = Blueprint("edge", __name__)
-#: The methods the routes take to their views, which refuse what Adobe does not serve with the rule's 405.
-ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-#: What each route serves (``Allow`` on its 405s and OPTIONS); HEAD is refused on every Adobe route, so a
-#: HEAD never counts as a poll or applies an update.
-SERVED_METHODS: dict[str, tuple[str, ...]] = {
-    "edge.profile_update": ("GET", "POST"),
-    "edge.batch_update_v1": ("POST",), "edge.batch_update_v2": ("POST",),
-    "edge.batch_status_v1": ("GET",), "edge.batch_status_v2": ("GET",),
-    "edge.fetch_third_party": ("GET",), "edge.fetch_ecid": ("GET",), "edge.fetch_tnt": ("GET",),
-}
-
-
-def allow(endpoint: str) -> dict[str, str]:
-    """The ``Allow`` header for a route's 405: what it serves, and OPTIONS (answered for every route)."""
-    return {"Allow": ", ".join((*SERVED_METHODS[endpoint], "OPTIONS"))}
-
-
-def _bulk_limit_reached(tenant: str, limit: int | None) -> str:
-    if limit == 0:  # the fake's own setting, not Adobe's: say how to lift it
-        return (f"the bulk limit of client {tenant} is set to 0 calls a minute, so every bulk call is refused "
-                "(bulkCallsPerMinute: null or --bulk-rate-limit off switches the limit off)")
-    return f"client {tenant} has made {limit} bulk calls in the last minute"
+SINGLE = by_operation("single-update")
+SUBMIT = by_operation("batch-submit")
+STATUS = by_operation("batch-status")
+FETCH = by_operation("fetch")
 
 
 def _joined(errors: list[Violation]) -> str:
     return "; ".join(v.message for v in errors)
 
 
-def _fault(operation: str, tenant: str, be: MockBackend | None = None, req: Request | None = None) -> Response | None:
+def _fault(surface: Surface, tenant: str, be: MockBackend | None = None, req: Request | None = None) -> Response | None:
     injector = (be or backend()).faults
     # an empty queue is the usual case: skip the injector's lock and scan
     if not len(injector):
@@ -80,20 +59,15 @@ def _fault(operation: str, tenant: str, be: MockBackend | None = None, req: Requ
         # the lean dispatch serves a request only when the queue is empty as it comes in: a rule added
         # since then is for later requests, as if added just after this one
         return None
-    return intercept(injector, operation, tenant)
+    return intercept(injector, surface.operation, tenant)
 
 
 # --- single update -------------------------------------------------------------------------------
-@bp.route("/m2/<client>/profile/update", methods=ALL_METHODS)
-def profile_update(client: str) -> Response:
-    return single_update(backend(), request._get_current_object(), client)  # type: ignore[attr-defined]
-
-
 def single_update(be: MockBackend, req: Request, client: str) -> Response:
     """``/m2/<client>/profile/update`` for ``req``, on ``be`` (with or without Flask's request context)."""
-    entry = start_entry("single-update", be, req)
+    entry = start_entry(SINGLE.operation, be, req)
     tenant = entry.tenant = m2_tenant(client, entry, be, req)
-    denied = check_auth(tenant, entry, lambda v: refuse_update(v, auth_status(be)), be, req)
+    denied = check_auth(tenant, entry, SINGLE, be, req)
     if denied is not None:
         return finish(denied, be, entry)
     method = req.method
@@ -118,9 +92,9 @@ def single_update(be: MockBackend, req: Request, client: str) -> Response:
     entry.parsed = {"idKind": update.id_kind, "id": update.profile_id, "attributes": update.attributes}
     if update.errors:
         status = update.errors[0].rule.status
-        return finish(xml_response(update_failure(_joined(update.errors)), status,
-                                   allow("edge.profile_update") if status == 405 else None), be, entry)
-    full = admit_tenant(tenant, entry, lambda m: xml_response(update_failure(m)), be)
+        return finish(error_response(SINGLE, status, _joined(update.errors), allow(SINGLE) if status == 405 else None,
+                                     be=be), be, entry)
+    full = admit_tenant(tenant, entry, SINGLE, be)
     if full is not None:
         return finish(full, be, entry)
     wait = be.acquire_rate(tenant, "single")
@@ -130,10 +104,10 @@ def single_update(be: MockBackend, req: Request, client: str) -> Response:
                       if limit else f"client {tenant}'s single update limit is 0 a day: every single update is "
                       "refused", "rate")
         entry.violations.append(v)
-        resp = refuse_update(v, be.config.single_rate_status)
-        resp.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
+        resp = refuse(SINGLE, v, be.config.single_rate_status, be=be)
+        resp.headers["Retry-After"] = retry_after(wait)
         return finish(resp, be, entry)
-    faulted = _fault("single-update", tenant, be, req)
+    faulted = _fault(SINGLE, tenant, be, req)
     if faulted is not None:
         return finish(faulted, be, entry)
     assert update.id_kind is not None and update.profile_id is not None
@@ -144,6 +118,9 @@ def single_update(be: MockBackend, req: Request, client: str) -> Response:
         entry.violations.append(Violation(rule("profile.size"), f"the profile now holds {over:,} bytes of attribute "
                                           f"data; the limit is {LIMITS.profile_data_bytes:,}", "profile"))
     return finish(xml_response(update_success()), be, entry)
+
+
+serve(bp, SINGLE.operation, single_update, direct=True)
 
 
 # --- bulk update ---------------------------------------------------------------------------------
@@ -178,29 +155,28 @@ def _status_url(tenant: str, version: int, batch_id: str) -> str:
             f"?batchId={quote(batch_id, safe='')}")
 
 
-def _batch_update(client: str, version: int) -> Response:
-    entry = start_entry("batch-submit")
+def batch_update(client: str, version: int) -> Response:
+    """``/m2/<client>/profile/batchUpdate`` (``version`` 1) and ``/m2/<client>/v2/profile/batchUpdate``."""
+    entry = start_entry(SUBMIT.operation)
     tenant = entry.tenant = m2_tenant(client, entry)
     entry.parsed = {"version": version}
-    refuse = lambda v, status=None, headers=None: xml_response(  # noqa: E731
-        batch_refused(v.message), status or v.rule.status, headers)
-    denied = check_auth(tenant, entry, lambda v: refuse(v, auth_status()))
+    denied = check_auth(tenant, entry, SUBMIT)
     if denied is not None:
         return finish(denied)
     be = backend()
     if request.method != "POST":
         v = Violation(rule("batch.method"), f"{request.method} is not allowed; submit the batch with POST", "method")
         entry.violations.append(v)
-        return finish(refuse(v, None, allow("edge.batch_update_v1")))
-    full = admit_tenant(tenant, entry, lambda m: xml_response(batch_refused(m)), be)
+        return finish(refuse(SUBMIT, v, None, allow(SUBMIT)))
+    full = admit_tenant(tenant, entry, SUBMIT, be)
     if full is not None:
         return finish(full)
     wait = be.acquire_rate(tenant, "bulk")
     if wait is not None:
-        v = Violation(rule("rate.bulk"), _bulk_limit_reached(tenant, be.tenant(tenant).bulk_window.limit), "rate")
+        v = bulk_limit_reached(tenant, be.tenant(tenant).bulk_window.limit)
         entry.violations.append(v)
-        resp = refuse(v)
-        resp.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
+        resp = refuse(SUBMIT, v)
+        resp.headers["Retry-After"] = retry_after(wait)
         return finish(resp)
     cfg = be.config
     length = request.content_length
@@ -208,12 +184,12 @@ def _batch_update(client: str, version: int) -> Response:
         v = Violation(rule("batch.too-large"), f"the file is {length:,} bytes; the limit is "
                       f"{cfg.batch_max_bytes:,} bytes (50 MB)", "body")
         entry.violations.append(v)
-        return finish(refuse(v))
+        return finish(refuse(SUBMIT, v))
     try:
         # room for the file once parsed, reserved before it is read, so concurrent uploads are bounded too
         reserved = be.reserve_batch(length or 0)
     except CapacityError as exc:
-        return finish(over_capacity(exc, entry, lambda m: xml_response(batch_refused(m))))
+        return finish(over_capacity(exc, entry, SUBMIT))
     after_this_request(lambda response: (be.release_batch(reserved), response)[1])
     try:
         transport, stream = _transport(cfg.batch_max_bytes)
@@ -221,7 +197,7 @@ def _batch_update(client: str, version: int) -> Response:
         v = Violation(rule("batch.too-large"), f"the multipart batch field is over {cfg.batch_max_bytes:,} bytes; "
                       f"the limit is {cfg.batch_max_bytes:,} bytes (50 MB)", "body")
         entry.violations.append(v)
-        return finish(refuse(v))
+        return finish(refuse(SUBMIT, v))
     file = parse_batch(stream, transport=transport, max_bytes=cfg.batch_max_bytes,  # type: ignore[arg-type]
                        max_rows=cfg.batch_max_rows)
     mimetype = (request.mimetype or "").lower()
@@ -238,9 +214,9 @@ def _batch_update(client: str, version: int) -> Response:
     entry.parsed.update({"key": file.key, "attributes": list(file.attributes), "rows": file.row_count})
     if file.errors:
         first = file.errors[0]
-        return finish(xml_response(batch_refused(_joined(file.errors)), first.rule.status))
+        return finish(error_response(SUBMIT, first.rule.status, _joined(file.errors)))
     # after the contract checks, as for every operation: a refused file never uses up a fault
-    faulted = _fault("batch-submit", tenant)
+    faulted = _fault(SUBMIT, tenant)
     if faulted is not None:
         return finish(faulted)
     batch_id = be.new_batch_id(tenant)
@@ -249,57 +225,47 @@ def _batch_update(client: str, version: int) -> Response:
     return finish(xml_response(batch_submitted(batch.status_url)))
 
 
-@bp.route("/m2/<client>/profile/batchUpdate", methods=ALL_METHODS)
-def batch_update_v1(client: str) -> Response:
-    return _batch_update(client, 1)
-
-
-@bp.route("/m2/<client>/v2/profile/batchUpdate", methods=ALL_METHODS)
-def batch_update_v2(client: str) -> Response:
-    return _batch_update(client, 2)
+serve(bp, SUBMIT.operation, batch_update)
 
 
 # --- batch status --------------------------------------------------------------------------------
-def _batch_status(client: str) -> Response:
-    entry = start_entry("batch-status")
+def batch_status_view(client: str) -> Response:
+    """``/m2/<client>/profile/batchStatus`` and ``/m2/<client>/v2/profile/batchStatus``."""
+    entry = start_entry(STATUS.operation)
     tenant = entry.tenant = m2_tenant(client, entry)
-
-    def refuse(v: Violation, status: int | None = None, headers: dict[str, str] | None = None) -> Response:
-        return xml_response(status_failure(v.message), status or v.rule.status, headers)
-
-    denied = check_auth(tenant, entry, lambda v: refuse(v, auth_status()))
+    denied = check_auth(tenant, entry, STATUS)
     if denied is not None:
         return finish(denied)
     if request.method != "GET":  # HEAD too: a HEAD must not count as a poll
         v = Violation(rule("status.method"), f"{request.method} is not allowed; poll the batch status with GET",
                       "method")
         entry.violations.append(v)
-        return finish(refuse(v, None, allow("edge.batch_status_v1")))
+        return finish(refuse(STATUS, v, None, allow(STATUS)))
     be = backend()
     if be.config.rate_limit_status_polls and be.acquire_rate(tenant, "bulk", create=False) is not None:
-        v = Violation(rule("rate.bulk"), _bulk_limit_reached(tenant, be.tenant(tenant).bulk_window.limit), "rate")
+        v = bulk_limit_reached(tenant, be.tenant(tenant).bulk_window.limit)
         entry.violations.append(v)
-        return finish(refuse(v))
+        return finish(refuse(STATUS, v))
     batch_id = request.args.get("batchId", "")
     entry.parsed = {"batchId": batch_id}
     if not batch_id:
         v = Violation(rule("status.missing-batch-id"), "the request has no batchId parameter", "batchId")
         entry.violations.append(v)
-        return finish(refuse(v))
+        return finish(refuse(STATUS, v))
     unknown = Violation(rule("status.unknown-batch"), f"No batch found for client {tenant} with batchId={batch_id} "
                         "(unknown, of another client, or past its retention)", "batchId")
     # the unknown-batch refusal comes before the faults (a refused call never uses one up) and the
     # look does not count as a poll: a faulted call never moves the batch
     if not be.has_batch(tenant, batch_id):
         entry.violations.append(unknown)
-        return finish(refuse(unknown))
-    faulted = _fault("batch-status", tenant)
+        return finish(refuse(STATUS, unknown))
+    faulted = _fault(STATUS, tenant)
     if faulted is not None:
         return finish(faulted)
     batch = be.poll_batch(tenant, batch_id)
     if batch is None:  # expired in between
         entry.violations.append(unknown)
-        return finish(refuse(unknown))
+        return finish(refuse(STATUS, unknown))
     with be.lock:
         show = request.args.get("showDetails", "").lower() == "true"
         counters = None
@@ -315,26 +281,19 @@ def _batch_status(client: str) -> Response:
                           "poll without v2_profile_rows='all', poll sooner after the batch ends, or raise the "
                           "bound", "batchId")
             entry.violations.append(v)
-            return finish(refuse(v))
+            return finish(refuse(STATUS, v))
         body = batch_status(batch.batch_id, batch.state, batch.size, counters, batch.row_statuses(shape))
         entry.parsed["status"] = batch.state
     return finish(xml_response(body))
 
 
-@bp.route("/m2/<client>/profile/batchStatus", methods=ALL_METHODS)
-def batch_status_v1(client: str) -> Response:
-    return _batch_status(client)
-
-
-@bp.route("/m2/<client>/v2/profile/batchStatus", methods=ALL_METHODS)
-def batch_status_v2(client: str) -> Response:
-    return _batch_status(client)
+serve(bp, STATUS.operation, batch_status_view)
 
 
 # --- fetch ---------------------------------------------------------------------------------------
 def fetch(be: MockBackend, req: Request, kind: FetchKind, profile_id: str) -> Response:
     """A ``/rest/v1/profiles/`` fetch for ``req``, on ``be`` (with or without Flask's request context)."""
-    entry = start_entry("fetch", be, req)
+    entry = start_entry(FETCH.operation, be, req)
     tenant = req.args.get("client", "")
     if not tenant:
         tenant = client_code_from_host(req.host) or be.config.client_code
@@ -344,17 +303,14 @@ def fetch(be: MockBackend, req: Request, kind: FetchKind, profile_id: str) -> Re
     entry.tenant = tenant
     entry.parsed = {"idKind": kind, "id": profile_id}
 
-    def refuse(v: Violation, status: int, headers: dict[str, str] | None = None) -> Response:
-        return json_response({"status": status, "message": v.message}, status, headers=headers)
-
-    denied = check_auth(tenant, entry, lambda v: refuse(v, auth_status(be)), be, req)
+    denied = check_auth(tenant, entry, FETCH, be, req)
     if denied is not None:
         return finish(denied, be, entry)
     if req.method != "GET":
         v = Violation(rule("fetch.method"), f"{req.method} is not allowed; fetch profiles with GET", "method")
         entry.violations.append(v)
-        return finish(refuse(v, 405, allow("edge.fetch_tnt")), be, entry)
-    faulted = _fault("fetch", tenant, be, req)
+        return finish(refuse(FETCH, v, 405, allow(FETCH), be), be, entry)
+    faulted = _fault(FETCH, tenant, be, req)
     if faulted is not None:
         return finish(faulted, be, entry)
     found = be.fetch(tenant, "marketingCloudVisitorId" if kind == "marketingCloudVisitorId" else kind, profile_id)
@@ -364,17 +320,4 @@ def fetch(be: MockBackend, req: Request, kind: FetchKind, profile_id: str) -> Re
     return finish(json_response(profile_body(tenant, profile_id, attrs, modified_ms)), be, entry)
 
 
-@bp.route("/rest/v1/profiles/thirdPartyId/<profile_id>", methods=ALL_METHODS)
-def fetch_third_party(profile_id: str) -> Response:
-    return fetch(backend(), request._get_current_object(), "thirdPartyId", profile_id)  # type: ignore[attr-defined]
-
-
-@bp.route("/rest/v1/profiles/marketingCloudVisitorId/<profile_id>", methods=ALL_METHODS)
-def fetch_ecid(profile_id: str) -> Response:
-    return fetch(backend(), request._get_current_object(),  # type: ignore[attr-defined]
-                 "marketingCloudVisitorId", profile_id)
-
-
-@bp.route("/rest/v1/profiles/<profile_id>", methods=ALL_METHODS)
-def fetch_tnt(profile_id: str) -> Response:
-    return fetch(backend(), request._get_current_object(), "tntId", profile_id)  # type: ignore[attr-defined]
+serve(bp, FETCH.operation, fetch, direct=True)
