@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from .rules import LIMITS, Violation, rule
 
 __all__ = [
+    "ID_KINDS",
     "TNT_ID_RE",
+    "IdKind",
     "check_third_party_id",
     "check_tnt_id",
     "client_code_from_host",
     "location_hint",
     "tnt_id_key",
 ]
+
+#: The kinds of id a profile is found by (the profile fetch API's path names them the same way).
+IdKind = Literal["tntId", "thirdPartyId", "marketingCloudVisitorId"]
+ID_KINDS: tuple[IdKind, ...] = ("tntId", "thirdPartyId", "marketingCloudVisitorId")
 
 #: The ids Target issues: ``<digits>-<digits>`` (``1368007744041-575948``), 32 hex digits (Adobe's
 #: Delivery API example ``10abf6304b2714215b1fd39a870f01afc`` has 33) or plain digits (``123``, the

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+
+from .ids import IdKind
+from .xmlbodies import BatchStatusToken
 
 __all__ = ["ModelBatch", "ModelProfile", "ProfileModel"]
 
-IdKind = Literal["tntId", "thirdPartyId", "marketingCloudVisitorId"]
 #: Identifier names of the single update API and of batch files, mapped to the profile's id kinds.
 ID_KIND_OF: dict[str, IdKind] = {"mboxPC": "tntId", "mbox3rdPartyId": "thirdPartyId", "pcId": "tntId",
                                  "thirdPartyId": "thirdPartyId", "tntId": "tntId",
@@ -63,7 +64,7 @@ class ModelBatch:
     key: IdKind
     attributes: tuple[str, ...]
     rows: list[tuple[str, tuple[str, ...]]]
-    state: Literal["incomplete", "complete", "stuck"] = "incomplete"
+    state: BatchStatusToken = "incomplete"
     counters: dict[str, int] = field(default_factory=dict)
 
     @property

@@ -6,11 +6,11 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
-__all__ = ["FetchKind", "format_timestamp", "not_found_body", "not_found_json", "profile_body"]
+from .ids import IdKind
 
-FetchKind = Literal["tntId", "thirdPartyId", "marketingCloudVisitorId"]
+__all__ = ["format_timestamp", "not_found_body", "not_found_json", "profile_body"]
 
 
 @lru_cache(maxsize=8192)  # a profile's attributes mostly share a few write times: format each once
@@ -40,7 +40,7 @@ def profile_body(
     }
 
 
-def not_found_body(client: str, kind: FetchKind, profile_id: str) -> dict[str, Any]:
+def not_found_body(client: str, kind: IdKind, profile_id: str) -> dict[str, Any]:
     """The verbatim 404 bodies (EL-FETCH); the ECID wording is the fake's choice (undocumented)."""
     if kind == "thirdPartyId":
         what = f"third party id={profile_id}"
@@ -51,7 +51,7 @@ def not_found_body(client: str, kind: FetchKind, profile_id: str) -> dict[str, A
     return {"status": 404, "message": f"No profile found for client {client} with {what}"}
 
 
-def not_found_json(client: str, kind: FetchKind, profile_id: str) -> bytes:
+def not_found_json(client: str, kind: IdKind, profile_id: str) -> bytes:
     """The 404 body laid out byte for byte as Adobe prints it (``"status" : 404``, spaces included)."""
     body = not_found_body(client, kind, profile_id)
     return f'{{"status" : 404, "message" : {json.dumps(body["message"], ensure_ascii=False)}}}'.encode()

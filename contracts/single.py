@@ -12,10 +12,11 @@ from urllib.parse import quote, unquote, urlencode
 from .ids import check_third_party_id, check_tnt_id
 from .rules import LIMITS, Judged, Violation, rule
 
-__all__ = ["IdKind", "SingleUpdate", "SingleUpdateRequest", "build_single_update", "parse_single_update",
+__all__ = ["IdParam", "SingleUpdate", "SingleUpdateRequest", "build_single_update", "parse_single_update",
            "query_pairs", "single_update_request"]
 
-IdKind = Literal["mboxPC", "mbox3rdPartyId"]
+#: The parameter that names a single update's profile (its tntId or thirdPartyId).
+IdParam = Literal["mboxPC", "mbox3rdPartyId"]
 PROFILE_PREFIX = "profile."
 FORM = "application/x-www-form-urlencoded"
 #: The headers of a POST single update (read-only: requests built with them share it)
@@ -27,11 +28,11 @@ _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 class SingleUpdate(Judged):
     """A parsed single update: which profile, which attributes, and what broke the contract."""
 
-    id_kind: IdKind | None
+    id_kind: IdParam | None
     profile_id: str | None
     attributes: dict[str, str]  #: names without the ``profile.`` prefix; empty values left out
     violations: list[Violation] = field(default_factory=list)
-    other_id: tuple[IdKind, str] | None = None  #: the second identifier, when both were sent
+    other_id: tuple[IdParam, str] | None = None  #: the second identifier, when both were sent
 
 
 def query_pairs(text: str, *, errors: str = "replace") -> list[tuple[str, str]]:
@@ -152,8 +153,8 @@ def _interpret(params: list[tuple[str, str]], violations: list[Violation]) -> Si
             violations.append(Violation(rule("single.prefixless-parameter"),
                                         f"parameter {name!r} is not an attribute (attributes are sent as "
                                         f"profile.<name>); it is ignored", name))
-    id_kind: IdKind | None = None
-    other: tuple[IdKind, str] | None = None
+    id_kind: IdParam | None = None
+    other: tuple[IdParam, str] | None = None
     if "mbox3rdPartyId" in ids:
         id_kind = "mbox3rdPartyId"
         violations += check_third_party_id(ids["mbox3rdPartyId"], "mbox3rdPartyId")
@@ -194,7 +195,7 @@ def build_single_update(
     profile_id: str,
     attributes: Mapping[str, str],
     *,
-    id_kind: IdKind = "mbox3rdPartyId",
+    id_kind: IdParam = "mbox3rdPartyId",
     method: Literal["GET", "POST"] = "GET",
     client: str = "client",
 ) -> SingleUpdateRequest:

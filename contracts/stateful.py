@@ -23,7 +23,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invar
 
 from .batch import batch_update_path, encode_batch
 from .model import ProfileModel
-from .single import FORM_HEADERS, IdKind, build_single_update
+from .single import FORM_HEADERS, IdParam, build_single_update
 from .strategies import HttpRequest, HttpResponse
 from .strategies._http import as_http
 from .strategies.building import attribute_values
@@ -184,7 +184,7 @@ def profile_machine(driver_factory: Callable[[], Driver], *, client: str = "demo
               method=st.sampled_from(("GET", "POST")))
         def update(self, kind_id: tuple[str, str], attrs: dict[str, str], method: Literal["GET", "POST"]) -> None:
             kind, pid = kind_id
-            id_kind: IdKind = "mboxPC" if kind == "tntId" else "mbox3rdPartyId"
+            id_kind: IdParam = "mboxPC" if kind == "tntId" else "mbox3rdPartyId"
             request = build_single_update(pid, attrs, id_kind=id_kind, method=method, client=client)
             resp = self.driver.send(as_http(request))
             assert resp.status == 200, (resp.status, resp.body)

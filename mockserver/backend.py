@@ -21,6 +21,7 @@ from typing import Any, Literal
 from target_profile_mock.contracts.batch import BatchFile
 from target_profile_mock.contracts.delivery import DeliveryRequest, delivery_response
 from target_profile_mock.contracts.rules import LIMITS, Violation, rule
+from target_profile_mock.contracts.xmlbodies import BatchStatusToken
 
 from .clock import Clock
 from .config import TENANT_KEYS, MockConfig
@@ -36,7 +37,7 @@ from .snapshot import save as save_state
 
 __all__ = ["CapacityError", "ControlError", "MockBackend"]
 
-BatchState = Literal["incomplete", "complete", "stuck"]
+BatchState = BatchStatusToken
 
 
 class CapacityError(ControlError):

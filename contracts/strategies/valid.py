@@ -13,7 +13,8 @@ from hypothesis.errors import InvalidArgument
 
 from ..batch import BatchKey, batch_update_path, encode_batch
 from ..rules import LIMITS
-from ..single import FORM_HEADERS, IdKind, build_single_update
+from ..single import FORM_HEADERS, build_single_update
+from ..single import IdParam as IdKind
 from . import building as b
 from ._http import HttpRequest, as_http
 from .building import check_sizes, profile_attributes

@@ -9,11 +9,12 @@ from typing import Any, Literal
 
 from target_profile_mock.contracts.batch import BatchFile, BatchRows
 from target_profile_mock.contracts.rules import Violation
+from target_profile_mock.contracts.xmlbodies import BatchStatusToken
 
 from ..lifecycle import Lifecycle
 from .profiles import IdKind, ProfileStore
 
-State = Literal["incomplete", "complete", "stuck"]
+State = BatchStatusToken
 RowStatus = Literal["success", "failed", "pending"]
 
 #: Memory of one held string beyond its characters (object header, list slot), for batch estimates.

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from target_profile_mock.contracts.batch import decode_row
-from target_profile_mock.contracts.ids import location_hint, tnt_id_key
+from target_profile_mock.contracts.ids import ID_KINDS, IdKind, location_hint, tnt_id_key
 from target_profile_mock.contracts.profile_json import format_timestamp
-
-IdKind = Literal["tntId", "thirdPartyId", "marketingCloudVisitorId"]
-ID_KINDS: tuple[IdKind, ...] = ("tntId", "thirdPartyId", "marketingCloudVisitorId")
 
 
 def id_key(kind: IdKind, value: str) -> str:

@@ -8,8 +8,8 @@ from urllib.parse import quote
 
 from flask import Blueprint, Request, Response, after_this_request, request
 from target_profile_mock.contracts.batch import Transport, parse_batch
-from target_profile_mock.contracts.ids import client_code_from_host
-from target_profile_mock.contracts.profile_json import FetchKind, not_found_json, profile_body
+from target_profile_mock.contracts.ids import IdKind, client_code_from_host
+from target_profile_mock.contracts.profile_json import not_found_json, profile_body
 from target_profile_mock.contracts.rules import LIMITS, Violation, rule
 from target_profile_mock.contracts.single import parse_single_update
 from target_profile_mock.contracts.xmlbodies import batch_status, batch_submitted, update_success
@@ -291,7 +291,7 @@ serve(bp, STATUS.operation, batch_status_view)
 
 
 # --- fetch ---------------------------------------------------------------------------------------
-def fetch(be: MockBackend, req: Request, kind: FetchKind, profile_id: str) -> Response:
+def fetch(be: MockBackend, req: Request, kind: IdKind, profile_id: str) -> Response:
     """A ``/rest/v1/profiles/`` fetch for ``req``, on ``be`` (with or without Flask's request context)."""
     entry = start_entry(FETCH.operation, be, req)
     tenant = req.args.get("client", "")
