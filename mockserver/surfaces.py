@@ -24,8 +24,8 @@ from http import HTTPStatus
 from target_profile_mock.contracts.profile_json import format_timestamp
 from target_profile_mock.contracts.xmlbodies import batch_refused, status_failure, update_failure
 
-__all__ = ["ADMIN_MEDIA", "JSON", "OPERATIONS", "ROUTE_METHODS", "SURFACES", "XML", "ErrorShape", "Route",
-           "Surface", "by_endpoint", "by_operation"]
+__all__ = ["ADMIN_MEDIA", "JSON", "OPERATIONS", "PATH_SHAPES", "ROUTE_METHODS", "SURFACES", "XML", "ErrorShape",
+           "Route", "Surface", "by_operation", "route_pattern", "shape_of_path"]
 
 XML = "application/xml;charset=UTF-8"
 JSON = "application/json;charset=UTF-8"
@@ -104,33 +104,42 @@ class Surface:
 _M2_RULES = ("auth.", "tenant.")
 
 SURFACES: tuple[Surface, ...] = (
-    Surface("single-update", (Route("/m2/<client>/profile/update", "edge.profile_update"),),
-            ("GET", "POST"), UPDATE_XML, XML, ("single.", "id.", "rate.single", "profile.size", *_M2_RULES),
-            hot=True),
-    Surface("batch-submit", (Route("/m2/<client>/profile/batchUpdate", "edge.batch_update_v1", (("version", 1),)),
-                             Route("/m2/<client>/v2/profile/batchUpdate", "edge.batch_update_v2",
-                                   (("version", 2),))),
-            ("POST",), BATCH_XML, XML, ("batch.", "id.", "rate.bulk", "profile.size", *_M2_RULES)),
-    Surface("batch-status", (Route("/m2/<client>/profile/batchStatus", "edge.batch_status_v1"),
-                             Route("/m2/<client>/v2/profile/batchStatus", "edge.batch_status_v2")),
-            ("GET",), STATUS_XML, XML, ("status.", "rate.bulk", *_M2_RULES)),
-    Surface("fetch", (Route("/rest/v1/profiles/thirdPartyId/<profile_id>", "edge.fetch_third_party",
-                            (("kind", "thirdPartyId"),)),
-                      Route("/rest/v1/profiles/marketingCloudVisitorId/<profile_id>", "edge.fetch_ecid",
-                            (("kind", "marketingCloudVisitorId"),)),
-                      Route("/rest/v1/profiles/<profile_id>", "edge.fetch_tnt", (("kind", "tntId"),))),
-            ("GET",), REST_JSON, JSON, ("fetch.", "auth.", "tenant.unknown"), hot=True),
-    Surface("token", (Route("/<tenant>/target/authentication/token", "admin.token"),),
-            ("GET", "POST"), ADMIN_JSON, ADMIN_MEDIA, ("token.", "tenant.unknown")),
+    Surface("single-update", hot=True,
+            routes=(Route("/m2/<client>/profile/update", "edge.profile_update"),),
+            served=("GET", "POST"), error=UPDATE_XML, media=XML,
+            rules=("single.", "id.", "rate.single", "profile.size", *_M2_RULES)),
+    Surface("batch-submit",
+            routes=(Route("/m2/<client>/profile/batchUpdate", "edge.batch_update_v1", (("version", 1),)),
+                    Route("/m2/<client>/v2/profile/batchUpdate", "edge.batch_update_v2", (("version", 2),))),
+            served=("POST",), error=BATCH_XML, media=XML,
+            rules=("batch.", "id.", "rate.bulk", "profile.size", *_M2_RULES)),
+    Surface("batch-status",
+            routes=(Route("/m2/<client>/profile/batchStatus", "edge.batch_status_v1"),
+                    Route("/m2/<client>/v2/profile/batchStatus", "edge.batch_status_v2")),
+            served=("GET",), error=STATUS_XML, media=XML,
+            rules=("status.", "rate.bulk", *_M2_RULES)),
+    Surface("fetch", hot=True,
+            routes=(Route("/rest/v1/profiles/thirdPartyId/<profile_id>", "edge.fetch_third_party",
+                          (("kind", "thirdPartyId"),)),
+                    Route("/rest/v1/profiles/marketingCloudVisitorId/<profile_id>", "edge.fetch_ecid",
+                          (("kind", "marketingCloudVisitorId"),)),
+                    Route("/rest/v1/profiles/<profile_id>", "edge.fetch_tnt", (("kind", "tntId"),))),
+            served=("GET",), error=REST_JSON, media=JSON,
+            rules=("fetch.", "auth.", "tenant.unknown")),
+    Surface("token",
+            routes=(Route("/<tenant>/target/authentication/token", "admin.token"),),
+            served=("GET", "POST"), error=ADMIN_JSON, media=ADMIN_MEDIA,
+            rules=("token.", "tenant.unknown")),
     # the Delivery API refuses the other methods itself, and its description lists them with that 405
-    Surface("delivery", (Route("/rest/v1/delivery", "delivery.delivery_route"),),
-            ROUTE_METHODS, REST_JSON, JSON, ("delivery.", "profile.size", "tenant.unknown"), hot=True),
+    Surface("delivery", hot=True,
+            routes=(Route("/rest/v1/delivery", "delivery.delivery_route"),),
+            served=ROUTE_METHODS, error=REST_JSON, media=JSON,
+            rules=("delivery.", "profile.size", "tenant.unknown")),
 )
 
 #: Every operation name, in the table's order.
 OPERATIONS: tuple[str, ...] = tuple(s.operation for s in SURFACES)
 _BY_OPERATION = {s.operation: s for s in SURFACES}
-_BY_ENDPOINT = {r.endpoint: s for s in SURFACES for r in s.routes}
 _PART = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)>")
 
 
@@ -140,11 +149,6 @@ def by_operation(operation: str) -> Surface:
         return _BY_OPERATION[operation]
     except KeyError:
         raise KeyError(f"no surface {operation!r}; surfaces: {', '.join(OPERATIONS)}") from None
-
-
-def by_endpoint(endpoint: str) -> Surface | None:
-    """The surface a Flask endpoint serves, or None (the control API, the dashboard)."""
-    return _BY_ENDPOINT.get(endpoint)
 
 
 def route_pattern(rule: str) -> tuple[str, tuple[str, ...]]:
