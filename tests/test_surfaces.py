@@ -255,3 +255,22 @@ def test_the_violations_journaled_for_a_call_are_its_surfaces(auth: bool) -> Non
     stray = [(e.operation, v.rule_id) for e in entries for v in e.violations
              if not by_operation(e.operation).judged_by(v.rule_id)]
     assert sum(len(e.violations) for e in entries) > 10 and stray == []
+
+
+def test_every_surface_route_answers_over_a_real_socket_in_its_surface_shape() -> None:
+    # waitress, the lean front and Flask's router together: each route reaches its surface's view
+    import requests
+    from target_profile_mock.mockserver.server import LiveServer
+
+    backend = MockBackend()
+    with LiveServer(create_app(backend)) as server, requests.Session() as http:
+        for surface, route in ROUTES:
+            for method in ROUTE_METHODS:
+                r = http.request(method, server.url + _sample(route.rule), timeout=10)
+                entry = backend.journal.entries()[-1]
+                assert (entry.operation, entry.method, entry.status) == (surface.operation, method, r.status_code)
+                media = surface.media if r.status_code < 400 else surface.error.media
+                assert r.headers["Content-Type"] == media, (method, route.rule, r.status_code)
+                if method not in surface.served:
+                    assert r.status_code == 405
+                    assert r.headers["Allow"] == ", ".join((*surface.served, "OPTIONS"))
