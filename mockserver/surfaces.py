@@ -130,10 +130,9 @@ SURFACES: tuple[Surface, ...] = (
             routes=(Route("/<tenant>/target/authentication/token", "admin.token"),),
             served=("GET", "POST"), error=ADMIN_JSON, media=ADMIN_MEDIA,
             rules=("token.", "tenant.unknown")),
-    # the Delivery API refuses the other methods itself, and its description lists them with that 405
     Surface("delivery", hot=True,
             routes=(Route("/rest/v1/delivery", "delivery.delivery_route"),),
-            served=ROUTE_METHODS, error=REST_JSON, media=JSON,
+            served=("POST",), error=REST_JSON, media=JSON,
             rules=("delivery.", "profile.size", "tenant.unknown")),
 )
 

@@ -24,6 +24,7 @@ ADOBE = [
     ("/rest/v1/profiles/marketingCloudVisitorId/e1?client=demo", "GET, OPTIONS", "fetch.method"),
     ("/rest/v1/profiles/1-2?client=demo", "GET, OPTIONS", "fetch.method"),
     ("/demo/target/authentication/token?authorizationScope=profile_api", "GET, POST, OPTIONS", "token.method"),
+    ("/rest/v1/delivery?client=demo&sessionId=s1", "POST, OPTIONS", "delivery.method"),
 ]
 
 

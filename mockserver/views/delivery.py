@@ -11,7 +11,7 @@ from werkzeug.wsgi import get_input_stream
 from ..backend import MockBackend
 from ..models.journal import BODY_KEEP
 from ..surfaces import by_operation
-from .common import error_response, finish, json_response, serve, start_entry
+from .common import allow, error_response, finish, json_response, serve, start_entry
 from .edge import _fault
 
 bp = Blueprint("delivery", __name__)
@@ -22,7 +22,7 @@ MAX_BODY = 1024 * 1024
 
 
 def _refuse(status: int, message: str) -> Response:
-    return error_response(DELIVERY, status, message)
+    return error_response(DELIVERY, status, message, allow(DELIVERY) if status == 405 else None)
 
 
 def delivery(be: MockBackend, req: Request) -> Response:
