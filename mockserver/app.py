@@ -19,7 +19,7 @@ from .config import MockConfig
 from .models.journal import query_args
 from .surfaces import REST_JSON, ROUTE_METHODS, SURFACES, route_pattern, shape_of_path
 from .views import admin, control, delivery, edge
-from .views.common import DIRECT_VIEWS, error_response, json_response
+from .views.common import DIRECT_VIEWS, capacity_refusal, error_response, json_response
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -139,12 +139,7 @@ def http_error_response(req: Request, exc: HTTPException) -> Response:
 def capacity_response(req: Request, exc: CapacityError) -> Response:
     """A call refused by one of the fake's own bounds (a race past the views' own checks): a 503 in the
     shape of the API it was aimed at."""
-    message = str(exc)
-    shape = shape_of_path(req.path)
-    response = json_response({"error": message}, 503) if shape is None else error_response(shape, 503, message)
-    if exc.retry_after is not None:
-        response.headers["Retry-After"] = str(exc.retry_after)
-    return response
+    return capacity_refusal(exc, shape_of_path(req.path))
 
 
 def unexpected_error_response(req: Request, exc: Exception) -> Response:

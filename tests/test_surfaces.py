@@ -274,3 +274,23 @@ def test_every_surface_route_answers_over_a_real_socket_in_its_surface_shape() -
                 if method not in surface.served:
                     assert r.status_code == 405
                     assert r.headers["Allow"] == ", ".join((*surface.served, "OPTIONS"))
+
+
+@pytest.mark.parametrize(("path", "shape"), [("/rest/v1/profiles/c1?client=demo", "rest-json"),
+                                             ("/m2/demo/profile/batchStatus?batchId=b1", "status-xml")])
+def test_a_bound_hit_past_the_views_checks_is_answered_in_the_shape_of_the_api_aimed_at(
+        path: str, shape: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from target_profile_mock.mockserver.backend import CapacityError
+    from target_profile_mock.mockserver.surfaces import PATH_SHAPES
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise CapacityError("the fake is full", retry_after=3)
+
+    backend = MockBackend()
+    monkeypatch.setattr(backend, "fetch", full)  # the lean front's route
+    monkeypatch.setattr(backend, "has_batch", full)  # a Flask route
+    r = create_app(backend).test_client().get(path)
+    error = dict(PATH_SHAPES)[path[:path.index("/", 1) + 1]]
+    assert error.name == shape
+    assert (r.status_code, r.headers["Retry-After"], r.headers["Content-Type"]) == (503, "3", error.media)
+    assert r.data == error.render(503, "the fake is full", None, 0)

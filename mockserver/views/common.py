@@ -217,7 +217,14 @@ def over_capacity(exc: CapacityError, entry: JournalEntry, surface: Surface, be:
     """The 503 for a call refused by one of the fake's own memory bounds (not a contract matter, so no
     violation), in the surface's error shape; ``Retry-After`` when waiting would help."""
     entry.parsed["refused"] = str(exc)
-    response = error_response(surface, 503, str(exc), be=be)
+    return capacity_refusal(exc, surface, be)
+
+
+def capacity_refusal(exc: CapacityError, shape: Surface | ErrorShape | None, be: MockBackend | None = None) -> Response:
+    """The 503 of a call over one of the fake's own bounds, in ``shape`` (None: the fake's own
+    ``{"error": ...}``), with ``Retry-After`` when waiting would help."""
+    message = str(exc)
+    response = json_response({"error": message}, 503) if shape is None else error_response(shape, 503, message, be=be)
     if exc.retry_after is not None:
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
