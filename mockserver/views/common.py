@@ -79,15 +79,15 @@ def serve(bp: Blueprint, operation: str, view: Callable[..., Response], *, direc
 
     A ``direct`` view takes the backend and the request first, so the lean front can call it too."""
     surface = by_operation(operation)
+
+    def dispatch(**kwargs: Any) -> Response:
+        # looked up per call, as the lean front does: both dispatches run the view registered now
+        return DIRECT_VIEWS[operation](backend(), request._get_current_object(), **kwargs)  # type: ignore[attr-defined]
+
     flask_view = view
     if direct:
         DIRECT_VIEWS[operation] = view
-
-        def flask_view(**kwargs: Any) -> Response:
-            # looked up per call, as the lean front does: both dispatches run the view registered now
-            return DIRECT_VIEWS[operation](backend(), request._get_current_object(),  # type: ignore[attr-defined]
-                                           **kwargs)
-
+        flask_view = dispatch
     for route in surface.routes:
         blueprint, _, endpoint = route.endpoint.partition(".")
         if blueprint != bp.name:
