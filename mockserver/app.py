@@ -17,6 +17,7 @@ from . import ui
 from .backend import CapacityError, MockBackend
 from .config import MockConfig
 from .models.journal import query_args
+from .store import Store
 from .surfaces import REST_JSON, ROUTE_METHODS, SURFACES, route_pattern, shape_of_path
 from .views import admin, control, delivery, edge
 from .views.common import DIRECT_VIEWS, capacity_refusal, error_response, json_response
@@ -93,12 +94,15 @@ class _App(Flask):
         return response
 
 
-def create_app(backend: MockBackend | None = None, *, config: MockConfig | None = None) -> Flask:
-    """A Flask app over ``backend`` (a new one built from ``config`` when not given)."""
+def create_app(backend: MockBackend | None = None, *, config: MockConfig | None = None,
+               store: Store | None = None) -> Flask:
+    """A Flask app over ``backend`` (a new one built from ``config`` on ``store`` when not given)."""
     # no static folder: Flask's default /static/<path> would serve files from the working directory
     app = _App("target_profile_mock", static_folder=None)
     app.request_class = _Request
-    app.config["BACKEND"] = backend if backend is not None else MockBackend(config)
+    if backend is not None and store is not None and backend.store is not store:
+        raise ValueError("give create_app a backend or a store to build one on, not both")
+    app.config["BACKEND"] = backend if backend is not None else MockBackend(config, store=store)
     app.url_map.strict_slashes = False
     app.register_blueprint(control.bp)
     app.register_blueprint(edge.bp)

@@ -13,7 +13,6 @@ import json
 import random
 import re
 import secrets
-import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -29,11 +28,11 @@ from .errors import ControlError, unknown_keys
 from .lifecycle import Lifecycle
 from .models.batches import Batch
 from .models.faults import FaultInjector
-from .models.journal import Journal
 from .models.profiles import ID_KINDS, IdKind, id_key
 from .models.tenant import PendingLogin, PendingUpdate, Tenant, Token
 from .snapshot import apply_state, export_state, import_state, read_file
 from .snapshot import save as save_state
+from .store import MemoryStore, Store
 
 __all__ = ["CapacityError", "ControlError", "MockBackend"]
 
@@ -146,17 +145,23 @@ def _over_limit(profile: Any) -> int | None:
 class MockBackend:
     """The state of one fake Adobe Target: tenants, batches, tokens, clock and journal."""
 
-    def __init__(self, config: MockConfig | None = None, *, clock: Clock | None = None) -> None:
+    def __init__(self, config: MockConfig | None = None, *, clock: Clock | None = None,
+                 store: Store | None = None) -> None:
         self.config = config or MockConfig()
         self.clock = clock or Clock()
-        self.lock = threading.RLock()
-        self.journal = Journal(self.config.journal_size, self.config.journal_bytes)
+        #: where the state is kept (docs/stores.md): this process's memory, or a store several share
+        self.store: Store = store if store is not None else MemoryStore()
+        #: the store's transaction: every model operation runs inside it (reentrant per thread)
+        self.lock = self.store.lock
+        self.journal = self.store.journal(self.config.journal_size, self.config.journal_bytes)
         self._tenants: dict[str, Tenant] = {}
         self._rng_state: random.Random | None = None
         self._reserved = 0  # batch bytes reserved by submissions being read and parsed
-        self.faults: FaultInjector = FaultInjector(self.config.seed)  #: injected faults (see .faults)
+        #: injected faults (see .faults)
+        self.faults: FaultInjector = FaultInjector(self.config.seed, lock=self.store.fault_lock())
         #: where ``POST /_mock/snapshot`` (and the standalone server, on shutdown) writes the state
         self.state_file: str | None = None
+        self.store.attach(self)
 
     # --- tenants ---------------------------------------------------------------------------------
     def tenant(self, code: str) -> Tenant:
@@ -297,7 +302,7 @@ class MockBackend:
                 for k, v in settings.items():
                     setattr(self.config, k, v)
                 if "journal_size" in settings or "journal_bytes" in settings:
-                    self.journal = Journal(self.config.journal_size, self.config.journal_bytes)
+                    self.journal = self.store.journal(self.config.journal_size, self.config.journal_bytes)
                 for t in self._tenants.values():
                     t.refresh_limits()
                 return
@@ -821,6 +826,14 @@ class MockBackend:
             t.settle(self.now_ms())
             p = t.profiles.find(kind, profile_id)
             return None if p is None else (dict(p.attrs), p.modified_ms)
+
+    def rate_limit(self, tenant: str, which: Literal["bulk", "single"]) -> int | None:
+        """The limit in force for the tenant: bulk calls a minute or single updates a day (None: off).
+        Asking creates nothing: an unknown tenant has the server's limit."""
+        name = "bulk_calls_per_minute" if which == "bulk" else "single_updates_per_day"
+        with self.lock:
+            t = self._tenants.get(tenant)
+            return getattr(self.config, name) if t is None else t.setting(name)  # type: ignore[no-any-return]
 
     def acquire_rate(self, tenant: str, which: Literal["bulk", "single"], *, create: bool = True) -> float | None:
         """None when the call is within the limit, else seconds until the next call may pass.

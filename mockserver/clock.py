@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 #: The latest instant the clock may reach: 9000-01-01T00:00:00Z. Every timestamp the fake renders goes
 #: through ``datetime``, which stops at year 9999; the margin leaves room for any delay or retention
@@ -32,6 +33,11 @@ class Clock:
         self._lock = threading.Lock()
         self._offset = 0.0
         self._frozen: float | None = None if frozen_at is None else _check_instant(float(frozen_at), "frozen_at")
+
+    def guard(self, lock: Any) -> None:
+        """Make every change under ``lock`` (reentrant): a shared store's transaction, so a change is
+        written to the store and seen by every process at its next request."""
+        self._lock = lock
 
     def now(self) -> float:
         """Seconds since the epoch, as the fake sees it."""

@@ -118,7 +118,7 @@ def _answer(f: Fault, operation: str, tenant: str | None) -> Response:
     message = f.message
     if message is None and f.kind == "rate-limit":
         # word for word what the fake's own bulk rate limit says
-        limit = (_backend().tenant(tenant).bulk_window.limit if tenant else None) or LIMITS.bulk_calls_per_minute
+        limit = (_backend().rate_limit(tenant, "bulk") if tenant else None) or LIMITS.bulk_calls_per_minute
         message = bulk_limit_reached(str(tenant), limit).message
     response = error_response(by_operation(operation), status, message or _phrase(status))
     if f.body is not None:

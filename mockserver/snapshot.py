@@ -40,8 +40,8 @@ from .models.tenant import PendingLogin, PendingUpdate, Tenant, Token
 if TYPE_CHECKING:
     from .backend import MockBackend
 
-__all__ = ["FORMAT", "VERSION", "SnapshotError", "State", "apply_state", "export_state", "import_state", "read_file",
-           "save", "write_file"]
+__all__ = ["FORMAT", "VERSION", "SnapshotError", "State", "apply_meta", "apply_state", "export_state", "import_state",
+           "meta_in", "meta_out", "read_file", "save", "tenant_in", "tenant_out", "write_file"]
 
 #: The ``format`` field every snapshot carries.
 FORMAT = "target-profile-mock/snapshot"
@@ -97,7 +97,8 @@ def _batch_out(b: Batch) -> dict[str, Any]:
     }
 
 
-def _tenant_out(t: Tenant) -> dict[str, Any]:
+def tenant_out(t: Tenant) -> dict[str, Any]:
+    """One tenant as a snapshot holds it (a shared store's tenant record)."""
     return {
         "settings": t.settings.to_dict() | ({"lifecycle": _lifecycle_out(t.settings.lifecycle)}
                                             if t.settings.lifecycle is not None else {}),
@@ -139,26 +140,25 @@ def _entry_out(e: JournalEntry) -> dict[str, Any]:
             "violations": [_violation_out(v) for v in e.violations], "parsed": e.parsed, "fault": e.fault}
 
 
+def meta_out(backend: MockBackend) -> dict[str, Any]:
+    """The backend's small shared state: clock, settings, generator state and fault queue (the fields
+    of a snapshot beside its tenants; a shared store's meta record)."""
+    faults = backend.faults
+    with faults._lock:
+        fault_state = {"seed": faults.seed, "nextId": faults._next_id, "rules": [_rule_out(r) for r in faults._rules]}
+    offset, frozen = backend.clock.snapshot()
+    return {"clock": {"offset": offset, "frozenAt": frozen}, "settings": _settings_out(backend.config),
+            "rng": _rng_out(backend._rng_state), "faults": fault_state}
+
+
 def export_state(backend: MockBackend, *, journal: bool = False) -> dict[str, Any]:
     """The backend's whole state as a JSON value (see docs/snapshot.md); the journal only if asked.
 
     Taking it changes nothing the fake answers: no poll is counted and no limit is used.
     """
     with backend.lock:
-        faults = backend.faults
-        with faults._lock:
-            fault_state = {"seed": faults.seed, "nextId": faults._next_id,
-                           "rules": [_rule_out(r) for r in faults._rules]}
-        offset, frozen = backend.clock.snapshot()
-        out: dict[str, Any] = {
-            "format": FORMAT,
-            "version": VERSION,
-            "clock": {"offset": offset, "frozenAt": frozen},
-            "settings": _settings_out(backend.config),
-            "rng": _rng_out(backend._rng_state),
-            "faults": fault_state,
-            "tenants": {code: _tenant_out(t) for code, t in sorted(backend._tenants.items())},
-        }
+        out: dict[str, Any] = {"format": FORMAT, "version": VERSION, **meta_out(backend),
+                               "tenants": {code: tenant_out(t) for code, t in sorted(backend._tenants.items())}}
         if journal:
             out["journal"] = [_entry_out(e) for e in backend.journal]
         return out
@@ -431,6 +431,54 @@ def _entry_in(r: _Reader) -> JournalEntry:
     return entry
 
 
+def _tenant_in(tr: _Reader, code: str, config: MockConfig, check: Callable[[str, Any], None],
+               seen_batches: set[str]) -> Tenant:
+    """One tenant of a snapshot, checked whole (``seen_batches``: batch ids of tenants read before)."""
+    if not code:
+        raise SnapshotError("snapshot.tenants: a tenant's client code cannot be empty")
+    t = Tenant(code, config)
+    t.settings = _tenant_settings_in(tr.at("settings"), check)
+    _profiles_in(tr.at("profiles"), t)
+    for u in tr.at("pendingUpdates").items():
+        fb = u.at("fallback")
+        fallback = None if fb.value is None else tuple(_strings(fb))
+        if fallback is not None and (len(fallback) != 2 or fallback[0] not in ID_KINDS):
+            raise fb.fail("null or a [kind, id] pair")
+        attrs = u.at("attributes")
+        t.pending.append(PendingUpdate(u.at("visibleMs").int(), u.at("kind").choice(ID_KINDS),  # type: ignore[arg-type]
+                                       u.at("id").str(), fallback,  # type: ignore[arg-type]
+                                       {k: _Reader(v, f"{attrs.path}.{k}").str(empty=True)
+                                        for k, v in attrs.obj().items()}))
+    for lr in tr.get("pendingLogins").opt(lambda x: x.items()) or []:
+        t.logins.append(PendingLogin(lr.at("visibleMs").int(), lr.at("tntId").str(), lr.at("thirdPartyId").str()))
+    offers = tr.get("offers")
+    for mbox, offer in (offers.opt(lambda x: x.obj()) or {}).items():
+        o = _Reader(offer, f"{offers.path}.{mbox}")
+        o.at("type").str()
+        t.offers[mbox] = dict(o.obj())
+    for br in tr.at("batches").items():
+        b = _batch_in(br, code)
+        if b.batch_id in seen_batches:
+            raise br.at("batchId").fail("a batch id not used by an earlier batch")
+        seen_batches.add(b.batch_id)
+        t.add_batch(b)
+    t._open = [b for b in t.batches if b.state == "incomplete"]
+    tok = tr.at("token")
+    if tok.value is not None:
+        t.token = Token(tok.at("value").str(), tok.at("issuedMs").int(), tok.at("ttl").opt(lambda x: x.num()))
+    limits = tr.at("rateLimits")
+    t.bulk_window._events = deque(x.num(-math.inf) for x in limits.at("bulk").items())
+    buckets = []
+    for pair in limits.at("single").items():
+        if not isinstance(pair.value, list) or len(pair.value) != 2:
+            raise pair.fail("a [bucket start, count] pair")
+        buckets.append([pair.at(0).num(-math.inf), pair.at(1).int()])
+    t.single_window._buckets = deque(buckets)
+    t.single_window._total = sum(int(n) for _, n in buckets)
+    t.refresh_limits()
+    return t
+
+
 @dataclass
 class State:
     """A fully checked snapshot, ready to replace a backend's state in one step."""
@@ -465,6 +513,22 @@ def import_state(data: Any, current: MockConfig, check: Callable[[str, Any], Non
     unknown = sorted(set(data) - {"format", "version", "clock", "settings", "rng", "faults", "tenants", "journal"})
     if unknown:
         raise SnapshotError(f"snapshot: unknown field(s) {unknown}")
+    state = _meta_in(r, current, check)
+    config, tenants = state.config, state.tenants
+    seen_batches: set[str] = set()
+    for code, tv in r.at("tenants").obj().items():
+        tenants[code] = _tenant_in(_Reader(tv, f"snapshot.tenants.{code}"), code, config, check, seen_batches)
+    if config.max_tenants is not None and len(tenants) > config.max_tenants:
+        raise SnapshotError(f"snapshot.tenants: {len(tenants):,} client codes, more than its settings' max_tenants "
+                            f"({config.max_tenants:,})")
+    if data.get("journal") is not None:
+        state.journal = [_entry_in(e) for e in r.at("journal").items()]
+    return state
+
+
+def _meta_in(r: _Reader, current: MockConfig, check: Callable[[str, Any], None]) -> State:
+    """The settings, clock, generator state and fault queue of a snapshot (or a store's meta record), as
+    a state with no tenants and no journal."""
     config = _config_in(r.at("settings"), current, check)
     clock = r.at("clock")
     offset = clock.at("offset").num(-math.inf)
@@ -477,81 +541,44 @@ def import_state(data: Any, current: MockConfig, check: Callable[[str, Any], Non
     next_id = faults.at("nextId").int(1)
     if rules and next_id <= max(x.id for x in rules):
         raise faults.at("nextId").fail("a number above every rule's id")
-    tenants: dict[str, Tenant] = {}
-    seen_batches: set[str] = set()
-    for code, tv in r.at("tenants").obj().items():
-        tr = _Reader(tv, f"snapshot.tenants.{code}")
-        if not code:
-            raise SnapshotError("snapshot.tenants: a tenant's client code cannot be empty")
-        t = Tenant(code, config)
-        t.settings = _tenant_settings_in(tr.at("settings"), check)
-        _profiles_in(tr.at("profiles"), t)
-        for u in tr.at("pendingUpdates").items():
-            fb = u.at("fallback")
-            fallback = None if fb.value is None else tuple(_strings(fb))
-            if fallback is not None and (len(fallback) != 2 or fallback[0] not in ID_KINDS):
-                raise fb.fail("null or a [kind, id] pair")
-            attrs = u.at("attributes")
-            t.pending.append(PendingUpdate(u.at("visibleMs").int(), u.at("kind").choice(ID_KINDS),  # type: ignore[arg-type]
-                                           u.at("id").str(), fallback,  # type: ignore[arg-type]
-                                           {k: _Reader(v, f"{attrs.path}.{k}").str(empty=True)
-                                            for k, v in attrs.obj().items()}))
-        for lr in tr.get("pendingLogins").opt(lambda x: x.items()) or []:
-            t.logins.append(PendingLogin(lr.at("visibleMs").int(), lr.at("tntId").str(), lr.at("thirdPartyId").str()))
-        offers = tr.get("offers")
-        for mbox, offer in (offers.opt(lambda x: x.obj()) or {}).items():
-            o = _Reader(offer, f"{offers.path}.{mbox}")
-            o.at("type").str()
-            t.offers[mbox] = dict(o.obj())
-        for br in tr.at("batches").items():
-            b = _batch_in(br, code)
-            if b.batch_id in seen_batches:
-                raise br.at("batchId").fail("a batch id not used by an earlier batch")
-            seen_batches.add(b.batch_id)
-            t.add_batch(b)
-        t._open = [b for b in t.batches if b.state == "incomplete"]
-        tok = tr.at("token")
-        if tok.value is not None:
-            t.token = Token(tok.at("value").str(), tok.at("issuedMs").int(), tok.at("ttl").opt(lambda x: x.num()))
-        limits = tr.at("rateLimits")
-        t.bulk_window._events = deque(x.num(-math.inf) for x in limits.at("bulk").items())
-        buckets = []
-        for pair in limits.at("single").items():
-            if not isinstance(pair.value, list) or len(pair.value) != 2:
-                raise pair.fail("a [bucket start, count] pair")
-            buckets.append([pair.at(0).num(-math.inf), pair.at(1).int()])
-        t.single_window._buckets = deque(buckets)
-        t.single_window._total = sum(int(n) for _, n in buckets)
-        t.refresh_limits()
-        tenants[code] = t
-    if config.max_tenants is not None and len(tenants) > config.max_tenants:
-        raise SnapshotError(f"snapshot.tenants: {len(tenants):,} client codes, more than its settings' max_tenants "
-                            f"({config.max_tenants:,})")
-    journal = None
-    if data.get("journal") is not None:
-        journal = [_entry_in(e) for e in r.at("journal").items()]
-    return State(config, (offset, frozen), _rng_in(r.get("rng")), fault_seed, next_id, rules, tenants, journal)
+    return State(config, (offset, frozen), _rng_in(r.get("rng")), fault_seed, next_id, rules, {}, None)
+
+
+def meta_in(data: Any, current: MockConfig, check: Callable[[str, Any], None]) -> State:
+    """A store's meta record (:func:`meta_out`) read back, checked like a snapshot's fields."""
+    return _meta_in(_Reader(data, "meta"), current, check)
+
+
+def tenant_in(data: Any, code: str, config: MockConfig, check: Callable[[str, Any], None]) -> Tenant:
+    """A store's tenant record (:func:`tenant_out`) read back, checked like a snapshot's tenant."""
+    return _tenant_in(_Reader(data, f"tenant {code}"), code, config, check, set())
 
 
 def apply_state(backend: MockBackend, state: State) -> None:
     """Replace the backend's state with a checked one, in one step under its lock."""
     with backend.lock:
-        backend.config.__dict__.update(vars(state.config))
-        backend.clock.restore(state.clock)
-        backend._rng_state = state.rng
+        apply_meta(backend, state)
         for t in state.tenants.values():
             t._config = backend.config
         backend._tenants = state.tenants
-        faults = backend.faults
-        with faults._lock:
-            faults.seed = state.fault_seed
-            faults._next_id = state.fault_next_id
-            faults._rules = state.fault_rules
         if (backend.journal.maxlen, backend.journal.max_bytes) != (backend.config.journal_size,
                                                                    backend.config.journal_bytes):
             backend.journal = Journal(backend.config.journal_size, backend.config.journal_bytes)
         if state.journal is not None:
             backend.journal.restore(state.journal)
+
+
+def apply_meta(backend: MockBackend, state: State) -> None:
+    """Replace the backend's settings, clock, generator state and fault queue (not its tenants)."""
+    with backend.lock:
+        backend.config.__dict__.update(vars(state.config))
+        backend.clock.restore(state.clock)
+        backend._rng_state = state.rng
+        faults = backend.faults
+        with faults._lock:
+            faults.seed = state.fault_seed
+            faults._next_id = state.fault_next_id
+            faults._rules = state.fault_rules
 
 
 # --- files ---------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
-from target_profile_mock.mockserver.models.journal import Journal
 from target_profile_mock.mockserver.server import LiveServer
 
 from .options import Settings
@@ -103,7 +102,7 @@ class SessionFake:
         vars(cfg).update(self._baseline)
         be.reset()
         if be.journal.maxlen != cfg.journal_size or be.journal.max_bytes != cfg.journal_bytes:
-            be.journal = Journal(cfg.journal_size, cfg.journal_bytes)
+            be.journal = be.store.journal(cfg.journal_size, cfg.journal_bytes)
         clock = be.clock
         clock.restart()
         cfg.client_code = settings.client_code

@@ -674,8 +674,9 @@ class TargetProfiles:
         seed = _SEED_ARG[kind].format(pid) + ("" if e.tenant == self.client_code else f", tenant={e.tenant!r}")
         never = (f"single updates never create profiles (Adobe: if nothing is found, a profile is not created); "
                  f"seed it first: target_profiles.seed_profile({seed})")
-        tenant = self.backend.tenant(e.tenant) if e.tenant in self.backend.tenants() else None
-        profile = tenant.profiles.find(kind, pid) if tenant is not None else None  # type: ignore[arg-type]
+        with self.backend.lock:  # one look at the state, wherever the store keeps it
+            tenant = self.backend.tenant(e.tenant) if e.tenant in self.backend.tenants() else None
+            profile = tenant.profiles.find(kind, pid) if tenant is not None else None  # type: ignore[arg-type]
         if profile is None:
             return f"accepted (HTTP {e.status}), but client {e.tenant} has no profile with {kind} {pid!r}: {never}"
         if profile.created_ms > e.time_ms:

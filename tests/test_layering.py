@@ -91,7 +91,7 @@ def test_no_source_file_imports_upward() -> None:
 # --- inside mockserver: the model never reaches the HTTP layer, and nothing imports in a circle ----
 #: The model: the state and its rules (and the surface table it takes operation names from), usable with no
 #: web framework installed.
-_MODEL = ("backend", "clock", "config", "errors", "lifecycle", "snapshot", "models", "surfaces")
+_MODEL = ("backend", "clock", "config", "errors", "lifecycle", "snapshot", "models", "surfaces", "store")
 #: What the model may not import: the web framework and the modules built on it.
 _HTTP = ("flask", "target_profile_mock.mockserver.app", "target_profile_mock.mockserver.views",
          "target_profile_mock.mockserver.faults", "target_profile_mock.mockserver.server",

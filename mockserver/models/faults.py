@@ -279,8 +279,10 @@ class FaultInjector:
     on every run.
     """
 
-    def __init__(self, seed: int = 0) -> None:
-        self._lock = threading.Lock()
+    def __init__(self, seed: int = 0, *, lock: Any = None) -> None:
+        # the rules' lock: a shared store passes its transaction, so hits and draws count across processes
+        self._lock = threading.Lock() if lock is None else lock
+        self._sleep_lock = threading.Lock()  # the sleepers are this process's threads
         self._rules: list[FaultRule] = []
         self._next_id = 1
         self.seed = seed
@@ -386,14 +388,14 @@ class FaultInjector:
     def sleep(self, seconds: float) -> bool:
         """Sleep ``seconds`` of wall-clock time in this thread (the fake's lock is not held here); False,
         without sleeping, when ``max_sleeping`` requests already are."""
-        with self._lock:
+        with self._sleep_lock:
             if self.max_sleeping is not None and self._sleeping >= self.max_sleeping:
                 return False
             self._sleeping += 1
         try:
             time.sleep(seconds)
         finally:
-            with self._lock:
+            with self._sleep_lock:
                 self._sleeping -= 1
         return True
 

@@ -99,7 +99,7 @@ def single_update(be: MockBackend, req: Request, client: str) -> Response:
         return finish(full, be, entry)
     wait = be.acquire_rate(tenant, "single")
     if wait is not None:
-        limit = be.tenant(tenant).single_window.limit
+        limit = be.rate_limit(tenant, "single")
         v = Violation(rule("rate.single"), f"client {tenant} has sent {limit:,} single updates in the last 24 hours"
                       if limit else f"client {tenant}'s single update limit is 0 a day: every single update is "
                       "refused", "rate")
@@ -173,7 +173,7 @@ def batch_update(client: str, version: int) -> Response:
         return finish(full)
     wait = be.acquire_rate(tenant, "bulk")
     if wait is not None:
-        v = bulk_limit_reached(tenant, be.tenant(tenant).bulk_window.limit)
+        v = bulk_limit_reached(tenant, be.rate_limit(tenant, "bulk"))
         entry.violations.append(v)
         resp = refuse(SUBMIT, v)
         resp.headers["Retry-After"] = retry_after(wait)
@@ -243,7 +243,7 @@ def batch_status_view(client: str) -> Response:
         return finish(refuse(STATUS, v, None, allow(STATUS)))
     be = backend()
     if be.config.rate_limit_status_polls and be.acquire_rate(tenant, "bulk", create=False) is not None:
-        v = bulk_limit_reached(tenant, be.tenant(tenant).bulk_window.limit)
+        v = bulk_limit_reached(tenant, be.rate_limit(tenant, "bulk"))
         entry.violations.append(v)
         return finish(refuse(STATUS, v))
     batch_id = request.args.get("batchId", "")

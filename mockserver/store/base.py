@@ -1,0 +1,66 @@
+"""The storage seam: where a :class:`~..backend.MockBackend` keeps its state.
+
+Every model operation runs inside ``with store.lock:`` (also ``backend.lock``), a transaction that is
+reentrant per thread. What a transaction changes is whole when it ends, as seen by every process
+sharing the store: the in-memory store holds the live objects and its transaction is a lock; a shared
+store (Redis) loads the records the model needs when the transaction starts and writes back what
+changed when it ends, in one step, before releasing its lock.
+
+The records that cross the seam to a shared store are the per-entity JSON values of
+:mod:`..snapshot` (a tenant, the server's settings, the clock, the generator states, the fault queue,
+journal entries): plain JSON, no object identity, nothing only Python can hold.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..models.journal import JOURNAL_BYTES, Journal
+
+if TYPE_CHECKING:
+    from ..backend import MockBackend
+
+__all__ = ["Store", "TransactionLock"]
+
+
+class TransactionLock(Protocol):
+    """A reentrant context manager (``threading.RLock`` is one)."""
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc: object) -> Any: ...
+
+
+class Store:
+    """Where a backend keeps its state. Subclasses: ``MemoryStore`` (the default), ``RedisStore``."""
+
+    #: True when several processes may use the store at once (``serve --workers N`` needs it).
+    shared: bool = False
+    #: The URL the store was opened with, for messages (``memory://``, ``redis://host:port/db``).
+    url: str = "memory://"
+
+    def __init__(self) -> None:
+        self.lock: TransactionLock = threading.RLock()
+
+    def transaction(self) -> TransactionLock:
+        """The store's transaction: ``with store.transaction(): ...`` (reentrant per thread)."""
+        return self.lock
+
+    def attach(self, backend: MockBackend) -> None:
+        """Called once by the backend built on this store; a shared store adopts the state it holds."""
+
+    def journal(self, maxlen: int | None = 10_000, max_bytes: int | None = JOURNAL_BYTES) -> Journal:
+        """A journal bounded by ``maxlen`` entries and about ``max_bytes`` bytes, kept in this store."""
+        return Journal(maxlen, max_bytes)
+
+    def fault_lock(self) -> TransactionLock:
+        """The lock the fault queue decides under (a shared store's transaction, so a rule's hits and
+        draws are counted once across processes)."""
+        return threading.Lock()
+
+    def close(self) -> None:
+        """Release connections; the state stays in a shared store for the next process."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}>"
