@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from redis_server import RedisServer, redis_server_path
 from target_profile_mock.contracts.xmlbodies import BatchStatusBody, parse_batch_status, parse_response
 from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
 from werkzeug.test import TestResponse
@@ -30,6 +31,28 @@ def app(backend: MockBackend) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+# --- a real Redis (the Redis store's tests) -----------------------------------------------------------
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server of this session (each xdist worker starts its own), stopped at the end."""
+    executable = redis_server_path()
+    if executable is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server); "
+                    "the Redis store's tests need a real one")
+    server = RedisServer(executable)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of an emptied Redis for this test."""
+    redis_server.flush()
+    return redis_server.url
 
 
 # --- bulk API helpers ------------------------------------------------------------------------------

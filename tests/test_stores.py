@@ -45,3 +45,13 @@ def test_rate_limit_reports_the_limit_in_force_and_creates_no_tenant() -> None:
     assert be.rate_limit("acme", "bulk") == 50 and be.tenants() == []
     be.configure("acme", bulk_calls_per_minute=3, single_updates_per_day=None)
     assert (be.rate_limit("acme", "bulk"), be.rate_limit("acme", "single")) == (3, None)
+
+
+def test_the_redis_fixture_is_a_real_emptied_server(redis_url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    assert client.ping() is True and client.dbsize() == 0
+    client.set("k", "v")
+    assert client.get("k") == b"v"
+    client.close()
