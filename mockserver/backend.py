@@ -145,6 +145,9 @@ def _over_limit(profile: Any) -> int | None:
 class MockBackend:
     """The state of one fake Adobe Target: tenants, batches, tokens, clock and journal."""
 
+    #: raises ControlError for a setting value of the wrong type or range (stores check what they read)
+    check_setting = staticmethod(_check_setting)
+
     def __init__(self, config: MockConfig | None = None, *, clock: Clock | None = None,
                  store: Store | None = None) -> None:
         self.config = config or MockConfig()

@@ -13,12 +13,29 @@ from flask.testing import FlaskClient
 from redis_server import RedisServer, redis_server_path
 from target_profile_mock.contracts.xmlbodies import BatchStatusBody, parse_batch_status, parse_response
 from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
+from target_profile_mock.mockserver.store import open_store
 from werkzeug.test import TestResponse
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # a module or test marked both_stores runs its backend on the in-memory store and on Redis
+    if metafunc.definition.get_closest_marker("both_stores") and "store_kind" in metafunc.fixturenames:
+        metafunc.parametrize("store_kind", ["memory", "redis"], indirect=True)
+
+
 @pytest.fixture
-def backend() -> MockBackend:
-    be = MockBackend(MockConfig(lifecycle=Lifecycle.parse("polls=1")))
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Where the ``backend`` fixture keeps its state: "memory", or "redis" under the both_stores marker."""
+    return getattr(request, "param", "memory")
+
+
+@pytest.fixture
+def backend(store_kind: str, request: pytest.FixtureRequest) -> MockBackend:
+    store = None
+    if store_kind == "redis":
+        store = open_store(request.getfixturevalue("redis_url"))
+        request.addfinalizer(store.close)
+    be = MockBackend(MockConfig(lifecycle=Lifecycle.parse("polls=1")), store=store)
     be.clock.freeze()
     return be
 

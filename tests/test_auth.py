@@ -11,6 +11,8 @@ from target_profile_mock.contracts.xmlbodies import parse_response
 from target_profile_mock.mockserver import MockBackend, MockConfig, create_app
 from werkzeug.test import TestResponse
 
+pytestmark = pytest.mark.both_stores
+
 MEDIA = "application/vnd.adobe.target.v1+json"
 FORM = "application/x-www-form-urlencoded"
 OK = b"<response><success>true</success><pcId></pcId><message>Request successfully submitted</message></response>"

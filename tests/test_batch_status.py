@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from target_profile_mock.contracts.xmlbodies import parse_response
 
+pytestmark = pytest.mark.both_stores
+
 BODY = b"batch=thirdPartyId,a,b\nc1,1,x\nc2,2\nc3,3,z\n"
 
 

@@ -12,6 +12,8 @@ from target_profile_mock.contracts.ids import TNT_ID_RE
 from target_profile_mock.mockserver import MockBackend
 from werkzeug.test import TestResponse
 
+pytestmark = pytest.mark.both_stores
+
 URL = "/rest/v1/delivery?client=acme&sessionId=s-1"
 DAY = 86_400.0
 

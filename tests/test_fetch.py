@@ -9,6 +9,8 @@ import pytest
 from flask.testing import FlaskClient
 from target_profile_mock.mockserver import MockBackend
 
+pytestmark = pytest.mark.both_stores
+
 if TYPE_CHECKING:
     from conftest import BulkClient
 

@@ -11,6 +11,8 @@ from target_profile_mock.contracts.ids import TNT_ID_RE, check_tnt_id, location_
 from target_profile_mock.contracts.strategies import tnt_ids
 from target_profile_mock.mockserver import MockBackend
 
+pytestmark = pytest.mark.both_stores
+
 if TYPE_CHECKING:
     from conftest import BulkClient
 

@@ -11,6 +11,8 @@ from target_profile_mock.contracts.xmlbodies import parse_batch_status
 from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
 from target_profile_mock.mockserver.cli import _parser, config_from_args
 
+pytestmark = pytest.mark.both_stores
+
 BODY = b"batch=thirdPartyId,a\nc1,1\nc2,2\nc3,3\nc4,4\n"
 IDS = ("c1", "c2", "c3", "c4")
 

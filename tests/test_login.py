@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
 from flask.testing import FlaskClient
 from target_profile_mock.mockserver import MockBackend
+
+pytestmark = pytest.mark.both_stores
 
 if TYPE_CHECKING:
     from conftest import BulkClient

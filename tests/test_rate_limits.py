@@ -6,6 +6,8 @@ import pytest
 from target_profile_mock.contracts.xmlbodies import parse_response
 from target_profile_mock.mockserver.cli import _parser, config_from_args
 
+pytestmark = pytest.mark.both_stores
+
 BODY = b"batch=thirdPartyId,a\nc1,x\n"
 
 

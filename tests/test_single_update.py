@@ -14,6 +14,8 @@ from target_profile_mock.mockserver import MockBackend
 from target_profile_mock.mockserver.models.journal import JournalEntry
 from werkzeug.test import TestResponse
 
+pytestmark = pytest.mark.both_stores
+
 SUCCESS = (b"<response><success>true</success><pcId></pcId>"
            b"<message>Request successfully submitted</message></response>")
 FORM = "application/x-www-form-urlencoded"

@@ -1,0 +1,387 @@
+"""The Redis store: one fake's state shared by every process on the same Redis and key prefix.
+
+Records are the per-entity JSON of :mod:`..snapshot`: ``<prefix>:meta`` (settings, clock, generator
+state, fault queue) and ``<prefix>:tenant:<code>`` (one tenant), each with a version number in the hash
+``<prefix>:versions``. A process keeps the records it read with their versions and re-reads only those
+another process changed since. The journal is a list appended by a script, outside the transaction.
+docs/stores.md describes the keys and the transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from ..errors import ControlError
+from ..models.journal import ENTRY_OVERHEAD, JOURNAL_BYTES, Journal, JournalEntry
+from ..models.tenant import Tenant
+from ..snapshot import _entry_in, _entry_out, _Reader, apply_meta, dumps, meta_in, meta_out, tenant_in, tenant_out
+from .base import Store
+
+if TYPE_CHECKING:
+    from ..backend import MockBackend
+
+__all__ = ["LOCK_TTL_MS", "RedisJournal", "RedisStore"]
+
+#: How long the transaction lock lives if its holder dies without releasing it. Generous: an operation
+#: that outlives it (a huge batch applied on a starved machine) is refused at commit, never half-written.
+LOCK_TTL_MS = 120_000
+
+# Take the lock; when taken, answer the versions of every record in the same round trip.
+_ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1, redis.call('HGETALL', KEYS[2])}
+end
+return {0}
+"""
+
+# Write the changed records and remove the removed ones, each with a new version number, and release the
+# lock: all or nothing, and nothing at all if the lock is no longer this transaction's.
+_COMMIT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+local prefix, n, out, i = ARGV[2], tonumber(ARGV[3]), {}, 4
+for _ = 1, n do
+  local v = redis.call('INCR', KEYS[3])
+  redis.call('SET', prefix .. ':' .. ARGV[i], ARGV[i + 1])
+  redis.call('HSET', KEYS[2], ARGV[i], v)
+  out[#out + 1] = v
+  i = i + 2
+end
+while i <= #ARGV do
+  redis.call('DEL', prefix .. ':' .. ARGV[i])
+  redis.call('HDEL', KEYS[2], ARGV[i])
+  i = i + 1
+end
+redis.call('DEL', KEYS[1])
+return out
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# Number and append one journal entry ("<seq> <cost> <json>"), then drop the oldest beyond the bounds
+# (ARGV[3] entries, ARGV[4] bytes; -1: no bound).
+_JOURNAL_ADD = """
+local seq = redis.call('INCR', KEYS[2])
+redis.call('RPUSH', KEYS[1], seq .. ' ' .. ARGV[2] .. ' ' .. ARGV[1])
+local bytes = redis.call('INCRBY', KEYS[3], ARGV[2])
+local maxlen, maxbytes = tonumber(ARGV[3]), tonumber(ARGV[4])
+while (maxlen >= 0 and redis.call('LLEN', KEYS[1]) > maxlen) or (maxbytes >= 0 and bytes > maxbytes) do
+  local old = redis.call('LPOP', KEYS[1])
+  if not old then break end
+  bytes = redis.call('DECRBY', KEYS[3], tonumber(string.match(old, '^%d+ (%d+) ')))
+end
+return seq
+"""
+
+
+class _Tracked(dict[str, Tenant]):
+    """The backend's tenants, noting which ones an operation reached (only those are compared and
+    written back when the transaction ends)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.touched: set[str] = set()
+        self.all = False
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.touched.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Tenant:
+        self.touched.add(key)
+        return super().__getitem__(key)
+
+    def __setitem__(self, key: str, value: Tenant) -> None:
+        self.touched.add(key)
+        super().__setitem__(key, value)
+
+    def values(self) -> Any:
+        self.all = True
+        return super().values()
+
+    def items(self) -> Any:
+        self.all = True
+        return super().items()
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self.touched.add(key)
+        return super().pop(key, *default)
+
+    def clear(self) -> None:
+        self.all = True
+        super().clear()
+
+
+class _Transaction:
+    """Reentrant per thread: threads of this process take turns on a local lock, processes on the lock
+    in Redis; the outermost ``with`` reads what changed and, on leaving, writes back what this one changed."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self._store = store
+        self._local = threading.RLock()
+        self._depth = 0  # changed only by the thread holding _local
+
+    def __enter__(self) -> _Transaction:
+        self._local.acquire()
+        self._depth += 1
+        if self._depth == 1:
+            try:
+                self._store._begin()
+            except BaseException:
+                self._depth -= 1
+                self._local.release()
+                raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._depth == 1:
+                self._store._end()
+        finally:
+            self._depth -= 1
+            self._local.release()
+
+
+class RedisStore(Store):
+    """State in Redis under a key prefix, shared by every process that opens the same URL and prefix."""
+
+    shared = True
+
+    def __init__(self, url: str, *, prefix: str = "tpm") -> None:
+        super().__init__()
+        self.url = url
+        self.prefix = prefix
+        try:
+            self._redis = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
+            self._redis.ping()
+        except (redis.RedisError, ValueError, OSError) as exc:
+            raise ControlError(f"cannot reach the Redis store at {url}: {exc}") from None
+        self.lock = _Transaction(self)
+        self._keys = {name: f"{prefix}:{name}" for name in ("lock", "versions", "counter")}
+        self._acquire = self._redis.register_script(_ACQUIRE)
+        self._commit = self._redis.register_script(_COMMIT)
+        self._release = self._redis.register_script(_RELEASE)
+        self._journal_add = self._redis.register_script(_JOURNAL_ADD)
+        self._backend: MockBackend | None = None
+        self._versions: dict[str, int] = {}  # record name -> the version this process holds
+        self._seen: dict[str, bytes] = {}  # record name -> its JSON as read or written
+        self._token = b""
+
+    # --- the seam ---------------------------------------------------------------------------------
+    def attach(self, backend: MockBackend) -> None:
+        """Adopt the state the prefix holds; with none yet, write the backend's own (its settings)."""
+        self._backend = backend
+        backend.clock.guard(self.lock)
+        backend._tenants = _Tracked(backend._tenants)
+        with self.lock:
+            pass
+
+    def journal(self, maxlen: int | None = 10_000, max_bytes: int | None = JOURNAL_BYTES) -> Journal:
+        return RedisJournal(self, maxlen, max_bytes)
+
+    def fault_lock(self) -> _Transaction:
+        return self.lock
+
+    def close(self) -> None:
+        self._redis.close()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}:{name}"
+
+    # --- the transaction --------------------------------------------------------------------------
+    def _begin(self) -> None:
+        token = secrets.token_hex(16).encode()
+        pause, deadline = 0.0005, time.monotonic() + LOCK_TTL_MS / 1000 + 10
+        keys = [self._keys["lock"], self._keys["versions"]]
+        while True:
+            got = self._call(self._acquire, keys, [token, LOCK_TTL_MS])
+            if got[0] == 1:
+                break
+            if time.monotonic() > deadline:
+                raise ControlError(f"the Redis store at {self.url} (prefix {self.prefix!r}) stayed locked for "
+                                   f"{LOCK_TTL_MS // 1000 + 10} s; is another process stuck?", 503)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.01)
+        self._token = token
+        try:
+            flat = got[1]
+            versions = {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+            self._load(versions)
+        except BaseException:
+            self._call(self._release, [self._keys["lock"]], [token])
+            raise
+
+    def _load(self, versions: dict[str, int]) -> None:
+        """Bring the records another process changed since this one read them (and drop those removed)."""
+        be = self._backend
+        assert be is not None
+        stale = [n for n, v in versions.items() if self._versions.get(n) != v]
+        gone = [n for n in self._versions if n not in versions]
+        tenants = be._tenants if isinstance(be._tenants, _Tracked) else _Tracked(be._tenants)
+        for name in gone:
+            del self._versions[name]
+            self._seen.pop(name, None)
+            if name.startswith("tenant:"):
+                dict.pop(tenants, name[7:], None)
+        if stale:
+            raw = self._redis.mget([self.key(n) for n in stale])
+            check = be.check_setting
+            for name, data in zip(stale, raw, strict=True):
+                if data is None:
+                    continue
+                value = json.loads(data)
+                if name == "meta":
+                    apply_meta(be, meta_in(value, be.config, check))
+                    if (be.journal.maxlen, be.journal.max_bytes) != (be.config.journal_size, be.config.journal_bytes):
+                        be.journal = self.journal(be.config.journal_size, be.config.journal_bytes)
+                else:
+                    code = name[7:]
+                    dict.__setitem__(tenants, code, tenant_in(value, code, be.config, check))
+                self._versions[name] = versions[name]
+                self._seen[name] = data
+        tenants.touched.clear()
+        tenants.all = False
+        be._tenants = tenants
+
+    def _end(self) -> None:
+        be = self._backend
+        assert be is not None
+        token, self._token = self._token, b""
+        try:
+            changed: list[tuple[str, bytes]] = []
+            meta = dumps(meta_out(be))
+            if meta != self._seen.get("meta"):
+                changed.append(("meta", meta))
+            tenants = be._tenants
+            tracked = isinstance(tenants, _Tracked)
+            reached = dict.keys(tenants) if not tracked or tenants.all else tenants.touched
+            for code in list(reached):
+                t = dict.get(tenants, code)
+                if t is not None:
+                    data = dumps(tenant_out(t))
+                    if data != self._seen.get(f"tenant:{code}"):
+                        changed.append((f"tenant:{code}", data))
+            removed = [n for n in self._versions if n.startswith("tenant:") and not dict.__contains__(tenants, n[7:])]
+        except BaseException:
+            self._call(self._release, [self._keys["lock"]], [token])
+            raise
+        if not tracked:
+            be._tenants = _Tracked(tenants)
+        else:
+            tenants.touched.clear()
+            tenants.all = False
+        if not changed and not removed:
+            self._call(self._release, [self._keys["lock"]], [token])
+            return
+        args: list[Any] = [token, self.prefix, len(changed)]
+        for name, data in changed:
+            args += [name, data]
+        args += removed
+        versions = self._call(self._commit, [self._keys["lock"], self._keys["versions"], self._keys["counter"]], args)
+        if versions is None:
+            # another process took the lock after it expired: what this one did is not written, so forget
+            # every record read and start the next transaction from what Redis holds
+            self._versions.clear()
+            self._seen.clear()
+            raise ControlError(f"an operation outlived the Redis store's lock ({LOCK_TTL_MS // 1000} s) and was "
+                               "not saved; try it again", 503)
+        for (name, data), version in zip(changed, versions, strict=True):
+            self._versions[name] = int(version)
+            self._seen[name] = data
+        for name in removed:
+            self._versions.pop(name, None)
+            self._seen.pop(name, None)
+
+    def _call(self, script: Any, keys: list[Any], args: list[Any]) -> Any:
+        try:
+            return script(keys=keys, args=args)
+        except redis.RedisError as exc:
+            raise ControlError(f"the Redis store at {self.url} failed: {exc}", 503) from None
+
+
+class RedisJournal(Journal):
+    """The journal as a Redis list: appended by one script (number, push, trim), read by everyone."""
+
+    def __init__(self, store: RedisStore, maxlen: int | None = 10_000, max_bytes: int | None = JOURNAL_BYTES) -> None:
+        super().__init__(maxlen, max_bytes)
+        self._store = store
+        self._r = store._redis
+        self._list, self._seq_key, self._bytes_key = (store.key("journal"), store.key("journal:seq"),
+                                                      store.key("journal:bytes"))
+
+    @property
+    def bytes(self) -> int:
+        return int(self._r.get(self._bytes_key) or 0)
+
+    def next_seq(self) -> int:
+        return int(self._r.incr(self._seq_key))
+
+    def add(self, entry: JournalEntry) -> None:
+        cost = ENTRY_OVERHEAD + len(entry.body) + len(entry.response_body)
+        entry.cost = cost
+        data = dumps(_entry_out(entry))
+        entry.seq = int(self._store._call(self._store._journal_add, [self._list, self._seq_key, self._bytes_key],
+                                          [data, cost, -1 if self.maxlen is None else self.maxlen,
+                                           -1 if self.max_bytes is None else self.max_bytes]))
+
+    def clear(self) -> None:
+        self._r.delete(self._list, self._bytes_key)
+
+    def restore(self, entries: list[JournalEntry]) -> None:
+        pipe = self._r.pipeline(transaction=True)
+        pipe.delete(self._list, self._bytes_key)
+        total = 0
+        for e in entries:
+            cost = ENTRY_OVERHEAD + len(e.body) + len(e.response_body)
+            total += cost
+            pipe.rpush(self._list, b"%d %d " % (e.seq, cost) + dumps(_entry_out(e)))
+        pipe.set(self._bytes_key, total)
+        pipe.set(self._seq_key, max((e.seq for e in entries), default=0))
+        pipe.execute()
+
+    def _items(self) -> list[JournalEntry]:
+        out = []
+        for raw in self._r.lrange(self._list, 0, -1):
+            seq, cost, data = raw.split(b" ", 2)
+            entry = _entry_in(_Reader(json.loads(data), "journal entry"))
+            entry.seq, entry.cost = int(seq), int(cost)
+            out.append(entry)
+        return out
+
+    def __len__(self) -> int:
+        return int(self._r.llen(self._list))
+
+    def __iter__(self) -> Iterator[JournalEntry]:
+        return iter(self._items())
+
+    def entries(self, predicate: Callable[[JournalEntry], bool] | None = None) -> list[JournalEntry]:
+        return [e for e in self._items() if predicate is None or predicate(e)]
+
+    def page(self, predicate: Callable[[JournalEntry], bool] | None = None, *, after: int = 0,
+             limit: int | None = None) -> tuple[list[JournalEntry], bool]:
+        out: list[JournalEntry] = []
+        for e in self._items():
+            if e.seq > after and (predicate is None or predicate(e)):
+                if limit is not None and len(out) >= limit:
+                    return out, True
+                out.append(e)
+        return out, False
+
+    def wait_for(self, predicate: Callable[[list[JournalEntry]], bool], timeout: float) -> bool:
+        """Poll until ``predicate(entries)`` holds or ``timeout`` seconds pass (another process may add)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if predicate(self._items()):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
