@@ -22,8 +22,6 @@ from target_profile_mock.mockserver import ControlError, Lifecycle, MockBackend,
 from target_profile_mock.mockserver.faults import ConnectionFault, FaultInjector
 from target_profile_mock.mockserver.server import LiveServer
 
-pytestmark = pytest.mark.both_stores
-
 ROOT = Path(__file__).resolve().parent.parent
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 BATCH = b"batch=thirdPartyId,tier\nv1,gold\nv2,silver\n"

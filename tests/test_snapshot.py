@@ -18,8 +18,6 @@ from target_profile_mock.mockserver.snapshot import FORMAT, VERSION, read_file, 
 
 from target_profile_mock import Lifecycle, MockBackend, create_app
 
-pytestmark = pytest.mark.both_stores
-
 ROOT = Path(__file__).resolve().parent.parent
 FORM = "application/x-www-form-urlencoded"
 T0 = 1_700_000_000.0

@@ -1,0 +1,221 @@
+"""The Redis store: several backends (one per process in a deployment) on one Redis behave as one fake.
+
+Two ``MockBackend`` objects on the same URL and prefix stand for two processes: each keeps its own
+copy of what it read, so what one sees of the other's work went through Redis. One test uses real OS
+processes. Nothing here mocks Redis: the fixtures start a real redis-server.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from target_profile_mock.contracts.batch import parse_batch
+from target_profile_mock.mockserver.backend import MockBackend
+from target_profile_mock.mockserver.config import MockConfig
+from target_profile_mock.mockserver.errors import ControlError
+from target_profile_mock.mockserver.lifecycle import Lifecycle
+from target_profile_mock.mockserver.store import open_store
+
+from target_profile_mock import create_app
+
+T0 = 1_700_000_000.0
+FORM = "application/x-www-form-urlencoded"
+Make = Callable[..., MockBackend]
+
+
+@pytest.fixture
+def make(redis_url: str) -> Iterator[Make]:
+    """Build backends on the test's Redis (each one a process's view of the shared fake)."""
+    stores = []
+
+    def build(config: MockConfig | None = None, *, prefix: str = "tpm", url: str = redis_url) -> MockBackend:
+        store = open_store(url, prefix=prefix)
+        stores.append(store)
+        return MockBackend(config, store=store)
+
+    yield build
+    for s in stores:
+        s.close()
+
+
+def _submit(be: MockBackend, tenant: str, text: bytes, version: int = 2) -> str:
+    file = parse_batch(text)
+    batch_id = be.new_batch_id(tenant)
+    be.submit_batch(tenant, version, file, batch_id, f"http://fake/{batch_id}")
+    return batch_id
+
+
+# --- opening --------------------------------------------------------------------------------------
+def test_an_unreachable_redis_is_refused_with_its_url() -> None:
+    with pytest.raises(ControlError, match=r"cannot reach the Redis store at redis://127\.0\.0\.1:1/0"):
+        open_store("redis://127.0.0.1:1/0")
+
+
+def test_without_the_redis_package_the_error_says_what_to_install(redis_url: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # import redis now raises ImportError
+    with pytest.raises(ControlError, match=r"pip install 'target-profile-mock\[redis\]'"):
+        open_store(redis_url)
+
+
+def test_a_redis_store_is_shared(make: Make) -> None:
+    be = make()
+    assert be.store.shared is True and be.store.url.startswith("redis://")
+
+
+# --- adopting the state the store holds -------------------------------------------------------------
+def test_a_second_process_adopts_the_state_and_the_settings_in_the_store(make: Make) -> None:
+    first = make(MockConfig(lifecycle=Lifecycle.parse("polls=3"), update_delay=5.0, control_token="one"))
+    first.seed_profile("acme", tnt_id="t1", attributes={"a": "1"})
+    second = make(MockConfig(lifecycle=Lifecycle.parse("polls=1"), control_token="two"))
+    # the store held settings: the second process's own are not applied, except its control token
+    assert second.settings()["lifecycle"] == "polls=3" and second.config.update_delay == 5.0
+    assert (first.config.control_token, second.config.control_token) == ("one", "two")
+    assert second.get_profile("acme", "tntId", "t1")["attributes"] == {"a": "1"}  # type: ignore[index]
+
+
+def test_the_first_process_writes_its_own_settings(make: Make) -> None:
+    make(MockConfig(batch_max_rows=7))
+    assert make().config.batch_max_rows == 7
+
+
+def test_prefixes_are_separate_fakes_and_reset_clears_only_its_own(make: Make) -> None:
+    a, b = make(prefix="one"), make(prefix="two")
+    a.seed_profile("acme", tnt_id="t1")
+    b.seed_profile("acme", tnt_id="t2")
+    assert a.get_profile("acme", "tntId", "t2") is None
+    a.reset()
+    assert make(prefix="one").tenants() == [] and make(prefix="two").profiles("acme")[0]["tntId"] == "t2"
+
+
+# --- one fake across processes -----------------------------------------------------------------------
+def test_a_profile_written_through_one_process_is_read_through_another(make: Make) -> None:
+    a, b = make(), make()
+    a.seed_profile("acme", tnt_id="t1", attributes={"x": "1"})
+    assert b.single_update("acme", "tntId", "t1", None, {"x": "2"}) is None
+    assert a.fetch("acme", "tntId", "t1")[0]["x"][0] == "2"  # type: ignore[index]
+    b.delete_profile("acme", "tntId", "t1")
+    assert a.fetch("acme", "tntId", "t1") is None
+
+
+def test_a_batch_submitted_through_one_process_is_polled_through_another_and_applied_once(make: Make) -> None:
+    a = make(MockConfig(lifecycle=Lifecycle.parse("polls=2")))
+    b = make()
+    a.seed_profile("acme", tnt_id="p1", attributes={"n": "0"})
+    batch_id = _submit(a, "acme", b"batch=pcId,n\np1,1\np2,2\n")
+    assert b.poll_batch("acme", batch_id).state == "incomplete"  # type: ignore[union-attr]
+    assert a.poll_batch("acme", batch_id).state == "incomplete"  # type: ignore[union-attr]
+    ended = b.poll_batch("acme", batch_id)
+    assert ended is not None and ended.state == "complete" and ended.polls == 3
+    assert a.batch(batch_id)["status"] == "complete" and a.batch(batch_id)["polls"] == 3
+    assert a.get_profile("acme", "tntId", "p1")["attributes"] == {"n": "1"}  # type: ignore[index]
+    # the v2 batch created the profile it did not find, once
+    assert [p["tntId"] for p in b.profiles("acme")] == ["p1", "p2"]
+
+
+def test_the_bulk_limit_counts_every_process_exactly(make: Make) -> None:
+    backends = [make(), make(), make()]
+    backends[0].clock.freeze(T0)
+    passed = sum(backends[i % 3].acquire_rate("acme", "bulk") is None for i in range(80))
+    assert passed == 50
+    assert all(be.acquire_rate("acme", "bulk") == pytest.approx(60.0) for be in backends)
+    backends[2].advance(60)
+    assert backends[1].acquire_rate("acme", "bulk") is None
+
+
+def _hammer(url: str, calls: int, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    store = open_store(url)
+    be = MockBackend(store=store)
+    out.put(sum(be.acquire_rate("acme", "bulk") is None for _ in range(calls)))
+    store.close()
+
+
+@pytest.mark.slow
+def test_the_bulk_limit_holds_across_real_processes(redis_url: str, make: Make) -> None:
+    make().clock.freeze(T0)  # the processes adopt the frozen clock: no call leaves the window
+    ctx = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue[int] = ctx.Queue()
+    procs = [ctx.Process(target=_hammer, args=(redis_url, 40, out)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    counts = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(30)
+    assert sum(counts) == 50, counts
+
+
+def test_a_fault_with_times_1_fires_once_across_processes(make: Make) -> None:
+    a, b = make(), make()
+    a.faults.add(503, operation="batch-submit", times=1)
+    hits = [be.faults.take("batch-submit", "acme") for be in (b, a, b)]
+    assert [h is not None for h in hits] == [True, False, False]
+    assert a.faults.list() == [] == b.faults.list()
+
+
+def test_a_seeded_probability_draws_the_same_sequence_whichever_process_answers(make: Make,
+                                                                               redis_url: str) -> None:
+    def draws(backends: list[MockBackend]) -> list[bool]:
+        backends[0].faults.add(500, probability=0.5, seed=11)
+        return [backends[i % len(backends)].faults.take("fetch", "acme") is not None for i in range(30)]
+
+    one = MockBackend()
+    alone = draws([one])
+    shared = draws([make(prefix="p"), make(prefix="p")])
+    assert shared == alone and 0 < sum(alone) < 30
+
+
+def test_a_clock_change_is_seen_by_every_process_at_its_next_operation(make: Make) -> None:
+    a, b = make(), make()
+    a.clock.freeze(T0)
+    b.advance(90)
+    assert a.settings() and a.clock.now() == T0 + 90
+    assert b.clock.frozen
+    a.clock.unfreeze()
+    b.tenants()
+    assert not b.clock.frozen
+
+
+def test_tokens_and_settings_are_shared(make: Make) -> None:
+    a, b = make(), make()
+    a.set_auth("acme", True)
+    token = a.issue_token("acme").value
+    assert b.check_token("acme", token) is None
+    assert b.check_token("acme", "stale") is not None
+    b.configure("acme", bulk_calls_per_minute=2)
+    assert a.rate_limit("acme", "bulk") == 2
+
+
+def test_the_journal_is_shared_and_bounded(make: Make) -> None:
+    a = make(MockConfig(journal_size=3))
+    b = make()
+    ca, cb = create_app(a).test_client(), create_app(b).test_client()
+    a.seed_profile("demo", tnt_id="t1")
+    for i in range(5):
+        (ca if i % 2 else cb).get(f"/m2/demo/profile/update?mboxPC=t1&profile.n={i}")
+    entries = b.journal.entries()
+    assert [e.parsed["attributes"]["n"] for e in entries] == ["2", "3", "4"]
+    assert [e.seq for e in entries] == [3, 4, 5]
+    assert [e["seq"] for e in cb.get("/_mock/journal").get_json()] == [3, 4, 5]
+    a.reset()
+    assert len(b.journal) == 0
+
+
+# --- snapshots move state between the stores -------------------------------------------------------
+def test_a_snapshot_moves_from_memory_to_redis_and_back_unchanged(make: Make) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_snapshot import _busy_backend  # the snapshot tests' backend holding some of everything
+
+    memory = _busy_backend()
+    snap = memory.snapshot(journal=True)
+    redis_be = make()
+    redis_be.restore(json.loads(json.dumps(snap)))
+    # a second process on the same Redis sees the restored state
+    again = make().snapshot(journal=True)
+    back = MockBackend()
+    back.restore(again)
+    assert back.snapshot(journal=True) == snap == again
