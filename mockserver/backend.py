@@ -1,8 +1,9 @@
 """The fake's whole state behind one object, with its Python control API.
 
 Everything hangs off a :class:`MockBackend`: tenants, clock, journal, settings. There are no
-module-level singletons, so two backends never share anything and ``reset`` clears everything.
-The HTTP control API under ``/_mock/`` and the pytest plugin both call these methods.
+module-level singletons, so two backends never share anything (unless built on one shared store, see
+docs/stores.md) and ``reset`` clears everything. The HTTP control API under ``/_mock/`` and the pytest
+plugin both call these methods.
 """
 
 from __future__ import annotations
