@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from .backend import MockBackend
 
 __all__ = ["FORMAT", "VERSION", "SnapshotError", "State", "apply_meta", "apply_state", "export_state", "import_state",
-           "meta_in", "meta_out", "read_file", "save", "tenant_in", "tenant_out", "write_file"]
+           "meta_in", "meta_out", "profile_in", "profile_out", "read_file", "save", "tenant_in", "tenant_out",
+           "write_file"]
 
 #: The ``format`` field every snapshot carries.
 FORMAT = "target-profile-mock/snapshot"
@@ -72,7 +73,8 @@ def _settings_out(config: MockConfig) -> dict[str, Any]:
             if k not in _NOT_SAVED}
 
 
-def _profile_out(p: Profile) -> dict[str, Any]:
+def profile_out(p: Profile) -> dict[str, Any]:
+    """One profile as a snapshot holds it (a shared store's profile record)."""
     return {"tntId": p.tnt_id, "thirdPartyId": p.third_party_id, "marketingCloudVisitorId": p.ecid,
             "createdMs": p.created_ms, "activeMs": p.active_ms,
             "attributes": {k: [v, ts] for k, (v, ts) in p.attrs.items()}}
@@ -97,12 +99,13 @@ def _batch_out(b: Batch) -> dict[str, Any]:
     }
 
 
-def tenant_out(t: Tenant) -> dict[str, Any]:
-    """One tenant as a snapshot holds it (a shared store's tenant record)."""
+def tenant_out(t: Tenant, *, profiles: bool = True) -> dict[str, Any]:
+    """One tenant as a snapshot holds it; without its profiles, a shared store's tenant record (the
+    store keeps each profile as a record of its own, :func:`profile_out`)."""
     return {
         "settings": t.settings.to_dict() | ({"lifecycle": _lifecycle_out(t.settings.lifecycle)}
                                             if t.settings.lifecycle is not None else {}),
-        "profiles": [_profile_out(p) for p in t.profiles],
+        "profiles": [profile_out(p) for p in t.profiles] if profiles else [],
         "pendingUpdates": [{"visibleMs": u.visible_ms, "kind": u.kind, "id": u.profile_id,
                             "fallback": list(u.fallback) if u.fallback else None,
                             "attributes": dict(u.attributes)} for u in t.pending],
@@ -304,21 +307,31 @@ def _attributes_in(r: _Reader) -> dict[str, tuple[str, int]]:
     return out
 
 
+def _profile_in(pr: _Reader) -> Profile:
+    ids = [pr.get(kind).opt(lambda x: x.str()) for kind in ID_KINDS]
+    if not any(ids):
+        raise SnapshotError(f"{pr.path}: a profile needs at least one of {list(ID_KINDS)}")
+    p = Profile(*ids, created_ms=pr.at("createdMs").int())
+    p.attrs = _attributes_in(pr.at("attributes"))
+    p.active_ms = pr.get("activeMs").opt(lambda x: x.int()) or p.created_ms
+    return p
+
+
+def profile_in(data: Any) -> Profile:
+    """A store's profile record (a snapshot's profile) read back, with its ids (not indexed anywhere)."""
+    return _profile_in(_Reader(data, "profile"))
+
+
 def _profiles_in(r: _Reader, t: Tenant) -> None:
     store = t.profiles
     for pr in r.items():
-        ids = {kind: pr.get(kind).opt(lambda x: x.str()) for kind in ID_KINDS}
-        if not any(ids.values()):
-            raise SnapshotError(f"{pr.path}: a profile needs at least one of {list(ID_KINDS)}")
-        p = Profile(created_ms=pr.at("createdMs").int())
-        for kind, value in ids.items():
+        p = _profile_in(pr)
+        for kind, value in zip(ID_KINDS, (p.tnt_id, p.third_party_id, p.ecid), strict=True):
             if value is None:
                 continue
-            if store.find(kind, value) is not None:  # type: ignore[arg-type]
+            if store.find(kind, value) is not None:
                 raise SnapshotError(f"{pr.path}: {kind} {value!r} already names an earlier profile")
-            store.link(p, kind, value)  # type: ignore[arg-type]
-        p.attrs = _attributes_in(pr.at("attributes"))
-        p.active_ms = pr.get("activeMs").opt(lambda x: x.int()) or p.created_ms
+            store.link(p, kind, value)
 
 
 def _strings(r: _Reader) -> list[str]:

@@ -23,6 +23,7 @@ from ..models.journal import ENTRY_OVERHEAD, JOURNAL_BYTES, Journal, JournalEntr
 from ..models.tenant import Tenant
 from ..snapshot import _entry_in, _entry_out, _Reader, apply_meta, dumps, meta_in, meta_out, tenant_in, tenant_out
 from .base import Store
+from .redis_profiles import FIND, RedisProfiles, profile_keys
 
 if TYPE_CHECKING:
     from ..backend import MockBackend
@@ -41,22 +42,32 @@ end
 return {0}
 """
 
-# Write the changed records and remove the removed ones, each with a new version number, and release the
-# lock: all or nothing, and nothing at all if the lock is no longer this transaction's.
+# Write the changed records and remove the removed ones, each with a new version number; apply the hash
+# operations (quads: H key field value = HSET, D key field _ = HDEL, X key _ _ = DEL); release the lock.
+# All or nothing, and nothing at all if the lock is no longer this transaction's.
 _COMMIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
-local prefix, n, out, i = ARGV[2], tonumber(ARGV[3]), {}, 4
-for _ = 1, n do
+local prefix, out, i = ARGV[2], {}, 4
+for _ = 1, tonumber(ARGV[3]) do
   local v = redis.call('INCR', KEYS[3])
   redis.call('SET', prefix .. ':' .. ARGV[i], ARGV[i + 1])
   redis.call('HSET', KEYS[2], ARGV[i], v)
   out[#out + 1] = v
   i = i + 2
 end
-while i <= #ARGV do
+local removed = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, removed do
   redis.call('DEL', prefix .. ':' .. ARGV[i])
   redis.call('HDEL', KEYS[2], ARGV[i])
   i = i + 1
+end
+while i <= #ARGV do
+  local op = ARGV[i]
+  if op == 'H' then redis.call('HSET', ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
+  elseif op == 'D' then redis.call('HDEL', ARGV[i + 1], ARGV[i + 2])
+  else redis.call('DEL', ARGV[i + 1]) end
+  i = i + 4
 end
 redis.call('DEL', KEYS[1])
 return out
@@ -171,6 +182,7 @@ class RedisStore(Store):
         self._commit = self._redis.register_script(_COMMIT)
         self._release = self._redis.register_script(_RELEASE)
         self._journal_add = self._redis.register_script(_JOURNAL_ADD)
+        self._find = self._redis.register_script(FIND)
         self._backend: MockBackend | None = None
         self._versions: dict[str, int] = {}  # record name -> the version this process holds
         self._seen: dict[str, bytes] = {}  # record name -> its JSON as read or written
@@ -245,7 +257,9 @@ class RedisStore(Store):
                         be.journal = self.journal(be.config.journal_size, be.config.journal_bytes)
                 else:
                     code = name[7:]
-                    dict.__setitem__(tenants, code, tenant_in(value, code, be.config, check))
+                    t = tenant_in(value, code, be.config, check)
+                    t.profiles = RedisProfiles(self, self.key(name))
+                    dict.__setitem__(tenants, code, t)
                 self._versions[name] = versions[name]
                 self._seen[name] = data
         tenants.touched.clear()
@@ -256,36 +270,52 @@ class RedisStore(Store):
         be = self._backend
         assert be is not None
         token, self._token = self._token, b""
+        tenants = be._tenants
+        tracked = isinstance(tenants, _Tracked)
+        reached = list(dict.keys(tenants) if not tracked or tenants.all else tenants.touched)
         try:
             changed: list[tuple[str, bytes]] = []
+            ops: list[Any] = []
             meta = dumps(meta_out(be))
             if meta != self._seen.get("meta"):
                 changed.append(("meta", meta))
-            tenants = be._tenants
-            tracked = isinstance(tenants, _Tracked)
-            reached = dict.keys(tenants) if not tracked or tenants.all else tenants.touched
-            for code in list(reached):
+            for code in reached:
                 t = dict.get(tenants, code)
-                if t is not None:
-                    data = dumps(tenant_out(t))
-                    if data != self._seen.get(f"tenant:{code}"):
-                        changed.append((f"tenant:{code}", data))
+                if t is None:
+                    continue
+                name = f"tenant:{code}"
+                if isinstance(t.profiles, RedisProfiles):
+                    ops += t.profiles.ops()
+                else:  # a tenant new here, or restored from a snapshot: Redis holds exactly its profiles
+                    profiles = RedisProfiles(self, self.key(name))
+                    ops += profiles.replace_ops(t.profiles)
+                    t.profiles = profiles
+                data = dumps(tenant_out(t, profiles=False))
+                if data != self._seen.get(name):
+                    changed.append((name, data))
             removed = [n for n in self._versions if n.startswith("tenant:") and not dict.__contains__(tenants, n[7:])]
+            for name in removed:
+                ops += [op for key in profile_keys(self.key(name)).values() for op in ("X", key, "", "")]
         except BaseException:
             self._call(self._release, [self._keys["lock"]], [token])
             raise
-        if not tracked:
-            be._tenants = _Tracked(tenants)
-        else:
-            tenants.touched.clear()
-            tenants.all = False
-        if not changed and not removed:
+        finally:
+            for code in reached:
+                t = dict.get(tenants, code)
+                if t is not None and isinstance(t.profiles, RedisProfiles):
+                    t.profiles.forget()
+            if not tracked:
+                be._tenants = _Tracked(tenants)
+            else:
+                tenants.touched.clear()
+                tenants.all = False
+        if not changed and not removed and not ops:
             self._call(self._release, [self._keys["lock"]], [token])
             return
         args: list[Any] = [token, self.prefix, len(changed)]
         for name, data in changed:
             args += [name, data]
-        args += removed
+        args += [len(removed), *removed, *ops]
         versions = self._call(self._commit, [self._keys["lock"], self._keys["versions"], self._keys["counter"]], args)
         if versions is None:
             # another process took the lock after it expired: what this one did is not written, so forget
@@ -300,6 +330,12 @@ class RedisStore(Store):
         for name in removed:
             self._versions.pop(name, None)
             self._seen.pop(name, None)
+
+    def _run(self, pipe: Any) -> list[Any]:
+        try:
+            return pipe.execute()  # type: ignore[no-any-return]
+        except redis.RedisError as exc:
+            raise ControlError(f"the Redis store at {self.url} failed: {exc}", 503) from None
 
     def _call(self, script: Any, keys: list[Any], args: list[Any]) -> Any:
         try:
