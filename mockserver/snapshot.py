@@ -40,9 +40,9 @@ from .models.tenant import PendingLogin, PendingUpdate, Tenant, Token
 if TYPE_CHECKING:
     from .backend import MockBackend
 
-__all__ = ["FORMAT", "VERSION", "SnapshotError", "State", "apply_meta", "apply_state", "export_state", "import_state",
-           "meta_in", "meta_out", "profile_in", "profile_out", "read_file", "save", "tenant_in", "tenant_out",
-           "write_file"]
+__all__ = ["FORMAT", "VERSION", "SnapshotError", "State", "apply_meta", "apply_state", "batch_body_out", "batch_in",
+           "batch_out", "export_state", "import_state", "meta_in", "meta_out", "profile_in", "profile_out",
+           "read_file", "save", "tenant_in", "tenant_out", "write_file"]
 
 #: The ``format`` field every snapshot carries.
 FORMAT = "target-profile-mock/snapshot"
@@ -84,14 +84,16 @@ def _violation_out(v: Violation) -> dict[str, str]:
     return {"rule": v.rule.id, "detail": v.detail, "where": v.where}
 
 
-def _batch_out(b: Batch) -> dict[str, Any]:
-    kept = bool(b.file.rows) or not b.size
+def batch_out(b: Batch, *, body: bool = True) -> dict[str, Any]:
+    """One batch as a snapshot holds it; without its body (rows and row ids), a shared store's batch
+    record (the store keeps the body apart, :func:`batch_body_out`, written once)."""
+    kept = body and (bool(b.file.rows) or not b.size)
     return {
         "batchId": b.batch_id, "version": b.version, "submittedMs": b.submitted_ms,
         "lifecycle": _lifecycle_out(b.lifecycle), "statusUrl": b.status_url, "seed": b.seed,
         "polls": b.polls, "state": b.state, "endedMs": b.ended_ms, "forced": b.forced,
         "counters": dict(b.counters), "failedIds": list(b.failed_ids), "lostIds": list(b.lost_ids),
-        "skipped": b.skipped, "keepRows": b.keep_rows, "size": b.size, "ids": list(b.ids),
+        "skipped": b.skipped, "keepRows": b.keep_rows, "size": b.size, "ids": list(b.ids) if body else [],
         "detailsDropped": b.details_dropped, "rowsBytes": b.rows_bytes,
         "file": {"key": b.file.key, "attributes": list(b.file.attributes), "bytes": b.file.size,
                  "rows": [list(r) for r in b.file.rows] if kept else None,
@@ -99,9 +101,16 @@ def _batch_out(b: Batch) -> dict[str, Any]:
     }
 
 
-def tenant_out(t: Tenant, *, profiles: bool = True) -> dict[str, Any]:
-    """One tenant as a snapshot holds it; without its profiles, a shared store's tenant record (the
-    store keeps each profile as a record of its own, :func:`profile_out`)."""
+def batch_body_out(b: Batch) -> dict[str, Any]:
+    """A batch's rows as it holds them (encoded lines, or lists of cells) and its row ids."""
+    rows = b.file.rows
+    raw = rows.raw() if isinstance(rows, BatchRows) else rows
+    return {"rows": [r if isinstance(r, str) else list(r) for r in raw], "ids": b.ids}
+
+
+def tenant_out(t: Tenant, *, profiles: bool = True, batches: bool = True) -> dict[str, Any]:
+    """One tenant as a snapshot holds it; without its profiles and batches, a shared store's tenant
+    record (the store keeps each profile and each batch as a record of its own)."""
     return {
         "settings": t.settings.to_dict() | ({"lifecycle": _lifecycle_out(t.settings.lifecycle)}
                                             if t.settings.lifecycle is not None else {}),
@@ -112,7 +121,7 @@ def tenant_out(t: Tenant, *, profiles: bool = True) -> dict[str, Any]:
         "pendingLogins": [{"visibleMs": x.visible_ms, "tntId": x.tnt_id, "thirdPartyId": x.third_party_id}
                           for x in t.logins],
         "offers": {mbox: dict(offer) for mbox, offer in t.offers.items()},
-        "batches": [_batch_out(b) for b in t.batches],
+        "batches": [batch_out(b) for b in t.batches] if batches else [],
         "token": None if t.token is None else {"value": t.token.value, "issuedMs": t.token.issued_ms,
                                                "ttl": t.token.ttl},
         "rateLimits": {"bulk": list(t.bulk_window._events),
@@ -351,12 +360,20 @@ def _violations_in(r: _Reader) -> list[Violation]:
     return out
 
 
-def _batch_in(r: _Reader, tenant: str) -> Batch:
+def _batch_in(r: _Reader, tenant: str, body: tuple[list[Any], list[str]] | None = None) -> Batch:
     f = r.at("file")
-    rows_r = f.at("rows")
-    rows = None if rows_r.value is None else [tuple(_strings(row)) for row in rows_r.items()]
+    held = BatchRows()
+    if body is None:
+        rows_r = f.at("rows")
+        rows: list[Any] | None = None if rows_r.value is None else [tuple(_strings(row)) for row in rows_r.items()]
+        held = BatchRows(rows or ())
+    else:  # a store's body: the rows as the batch held them
+        rows = [x if isinstance(x, str) else tuple(x) for x in body[0]] or None
+        if rows:
+            held.raw().extend(rows)
+            held.ids.extend(body[1])
     file = BatchFile(key=f.at("key").opt(lambda x: x.choice(("pcId", "thirdPartyId"))),  # type: ignore[arg-type]
-                     attributes=tuple(_strings(f.at("attributes"))), rows=BatchRows(rows or ()),
+                     attributes=tuple(_strings(f.at("attributes"))), rows=held,
                      violations=_violations_in(f.at("violations")), size=f.at("bytes").int())
     state = r.at("state").choice(("incomplete", "complete", "stuck"))
     b = Batch(r.at("batchId").str(), tenant, r.at("version").int(1), file, r.at("submittedMs").int(),
@@ -370,7 +387,7 @@ def _batch_in(r: _Reader, tenant: str) -> Batch:
     b.failed_ids = _strings(r.at("failedIds"))
     b.lost_ids = _strings(r.at("lostIds"))
     b.size = r.at("size").int()
-    b.ids = _strings(r.at("ids"))
+    b.ids = _strings(r.at("ids")) if body is None else list(body[1])
     b.details_dropped = r.get("detailsDropped").opt(lambda x: x.bool()) or False
     if b.details_dropped and (state == "incomplete" or b.ids or rows):
         raise SnapshotError(f"{r.path}: only an ended batch drops its details, and then it has no ids and no rows")
@@ -560,6 +577,11 @@ def _meta_in(r: _Reader, current: MockConfig, check: Callable[[str, Any], None])
 def meta_in(data: Any, current: MockConfig, check: Callable[[str, Any], None]) -> State:
     """A store's meta record (:func:`meta_out`) read back, checked like a snapshot's fields."""
     return _meta_in(_Reader(data, "meta"), current, check)
+
+
+def batch_in(data: Any, tenant: str, body: tuple[list[Any], list[str]]) -> Batch:
+    """A store's batch record (:func:`batch_out` without the body) and its body read back."""
+    return _batch_in(_Reader(data, f"batch of {tenant}"), tenant, body)
 
 
 def tenant_in(data: Any, code: str, config: MockConfig, check: Callable[[str, Any], None]) -> Tenant:

@@ -118,6 +118,36 @@ def test_a_batch_submitted_through_one_process_is_polled_through_another_and_app
     assert [p["tntId"] for p in b.profiles("acme")] == ["p1", "p2"]
 
 
+def _batches_scenario(a: MockBackend, b: MockBackend) -> list[object]:
+    """Batches creating, updating and re-batching profiles, alternating between two backends; what each
+    step answers."""
+    for be in {id(a): a, id(b): b}.values():
+        be.clock.freeze(T0)
+    a.configure(lifecycle="immediate")
+    rows = "".join(f"t{i}.28_0,{i},x\n" for i in range(50))
+    seen: list[object] = []
+    _submit(a, "acme", f"batch=pcId,n,s\n{rows}".encode())
+    seen += [b.tenant_summary("acme")["profiles"], b.fetch("acme", "tntId", "t7"), a.get_profile("acme", "tntId", "t7")]
+    b.advance(1)
+    b.single_update("acme", "tntId", "t8", None, {"n": "eight"})
+    seen.append(a.get_profile("acme", "tntId", "t8"))
+    a.advance(1)
+    # a second batch names some of them again (pending rows, a profile already read) and new ones
+    _submit(b, "acme", b"batch=pcId,n\nt8,8b\nt9,9b\nnew1,1\n")
+    seen += [a.get_profile("acme", "tntId", i) for i in ("t8", "t9", "new1", "t10")]
+    seen += [a.tenant_summary("acme")["profiles"], sorted(p["tntId"] for p in b.profiles("acme"))]
+    # a v1 batch updates only what exists, and a delete goes through the other process
+    a.delete_profile("acme", "tntId", "t3")
+    _submit(b, "acme", b"batch=pcId,n\nt3,3c\nt4,4c\nghost,1\n", version=1)
+    seen += [b.batches("acme")[-1]["counters"], a.get_profile("acme", "tntId", "t4"), len(a.profiles("acme"))]
+    return seen
+
+
+def test_profiles_created_by_batches_behave_across_processes_as_in_memory(make: Make) -> None:
+    memory = MockBackend()
+    assert _batches_scenario(make(), make()) == _batches_scenario(memory, memory)
+
+
 def test_the_bulk_limit_counts_every_process_exactly(make: Make) -> None:
     backends = [make(), make(), make()]
     backends[0].clock.freeze(T0)

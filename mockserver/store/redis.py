@@ -13,17 +13,32 @@ import json
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import redis
 
 from ..errors import ControlError
+from ..models.batches import Batch
 from ..models.journal import ENTRY_OVERHEAD, JOURNAL_BYTES, Journal, JournalEntry
 from ..models.tenant import Tenant
-from ..snapshot import _entry_in, _entry_out, _Reader, apply_meta, dumps, meta_in, meta_out, tenant_in, tenant_out
+from ..snapshot import (
+    _entry_in,
+    _entry_out,
+    _Reader,
+    apply_meta,
+    batch_body_out,
+    batch_in,
+    batch_out,
+    dumps,
+    meta_in,
+    meta_out,
+    tenant_in,
+    tenant_out,
+)
 from .base import Store
-from .redis_profiles import FIND, RedisProfiles, profile_keys
+from .redis_profiles import FIND, FIND_MANY, RedisProfiles, profile_keys
 
 if TYPE_CHECKING:
     from ..backend import MockBackend
@@ -43,7 +58,8 @@ return {0}
 """
 
 # Write the changed records and remove the removed ones, each with a new version number; apply the hash
-# operations (quads: H key field value = HSET, D key field _ = HDEL, X key _ _ = DEL); release the lock.
+# operations (quads: H key field value = HSET, D key field _ = HDEL, X key _ _ = DEL, P key json _ = HSET
+# every field of a JSON object of strings); release the lock.
 # All or nothing, and nothing at all if the lock is no longer this transaction's.
 _COMMIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
@@ -66,6 +82,14 @@ while i <= #ARGV do
   local op = ARGV[i]
   if op == 'H' then redis.call('HSET', ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
   elseif op == 'D' then redis.call('HDEL', ARGV[i + 1], ARGV[i + 2])
+  elseif op == 'P' then
+    local pairs_ = {}
+    for field, value in pairs(cjson.decode(ARGV[i + 2])) do
+      pairs_[#pairs_ + 1] = field
+      pairs_[#pairs_ + 1] = value
+      if #pairs_ >= 2000 then redis.call('HSET', ARGV[i + 1], unpack(pairs_)); pairs_ = {} end
+    end
+    if #pairs_ > 0 then redis.call('HSET', ARGV[i + 1], unpack(pairs_)) end
   else redis.call('DEL', ARGV[i + 1]) end
   i = i + 4
 end
@@ -92,6 +116,17 @@ while (maxlen >= 0 and redis.call('LLEN', KEYS[1]) > maxlen) or (maxbytes >= 0 a
 end
 return seq
 """
+
+
+def _fingerprint(b: Batch) -> tuple[Any, ...]:
+    """What can change in a batch's record after it is submitted (its counters and ids change with its
+    state): equal fingerprints, no need to serialise it again."""
+    return (b.polls, b.state, b.forced, b.ended_ms, b.lifecycle, b.details_dropped, len(b.file.rows), len(b.ids))
+
+
+def _body_fingerprint(b: Batch) -> tuple[int, int]:
+    """A body only ever loses its rows (applied, or dropped) or its ids (dropped)."""
+    return len(b.file.rows), len(b.ids)
 
 
 class _Tracked(dict[str, Tenant]):
@@ -183,9 +218,15 @@ class RedisStore(Store):
         self._release = self._redis.register_script(_RELEASE)
         self._journal_add = self._redis.register_script(_JOURNAL_ADD)
         self._find = self._redis.register_script(FIND)
+        self._find_many = self._redis.register_script(FIND_MANY)
         self._backend: MockBackend | None = None
         self._versions: dict[str, int] = {}  # record name -> the version this process holds
-        self._seen: dict[str, bytes] = {}  # record name -> its JSON as read or written
+        self._seen: dict[str, bytes] = {}  # record name -> its JSON as read or written (not batch bodies)
+        # per batch id: its body as read or written, the fingerprints of its record and body, its tenant
+        self._bodies: dict[str, tuple[list[Any], list[str]]] = {}
+        self._fp: dict[str, tuple[Any, ...]] = {}
+        self._body_fp: dict[str, tuple[Any, ...]] = {}
+        self._batch_tenant: dict[str, str] = {}
         self._token = b""
 
     # --- the seam ---------------------------------------------------------------------------------
@@ -237,34 +278,78 @@ class RedisStore(Store):
         be = self._backend
         assert be is not None
         stale = [n for n, v in versions.items() if self._versions.get(n) != v]
-        gone = [n for n in self._versions if n not in versions]
         tenants = be._tenants if isinstance(be._tenants, _Tracked) else _Tracked(be._tenants)
-        for name in gone:
-            del self._versions[name]
-            self._seen.pop(name, None)
-            if name.startswith("tenant:"):
-                dict.pop(tenants, name[7:], None)
+        for name in [n for n in self._versions if n not in versions]:
+            self._drop(name, tenants)
         if stale:
-            raw = self._redis.mget([self.key(n) for n in stale])
+            found = dict(zip(stale, self._redis.mget([self.key(n) for n in stale]), strict=True))
             check = be.check_setting
-            for name, data in zip(stale, raw, strict=True):
+            for name, data in found.items():
                 if data is None:
                     continue
-                value = json.loads(data)
-                if name == "meta":
-                    apply_meta(be, meta_in(value, be.config, check))
+                self._versions[name] = versions[name]
+                kind, _, rest = name.partition(":")
+                if kind == "meta":
+                    self._seen[name] = data
+                    apply_meta(be, meta_in(json.loads(data), be.config, check))
                     if (be.journal.maxlen, be.journal.max_bytes) != (be.config.journal_size, be.config.journal_bytes):
                         be.journal = self.journal(be.config.journal_size, be.config.journal_bytes)
-                else:
-                    code = name[7:]
-                    t = tenant_in(value, code, be.config, check)
-                    t.profiles = RedisProfiles(self, self.key(name))
-                    dict.__setitem__(tenants, code, t)
-                self._versions[name] = versions[name]
+                elif kind == "rows":
+                    body = json.loads(data)
+                    self._bodies[rest] = (body["rows"], body["ids"])
+                elif kind == "batch":
+                    self._seen[name] = data
+            # batches whose record or body changed, built anew; then the tenants they belong to
+            rebuilt: dict[str, dict[str, Batch]] = {}
+            for batch_id in {n.partition(":")[2] for n in found if n.startswith(("batch:", "rows:"))}:
+                data = self._seen.get(f"batch:{batch_id}")
+                if data is None:
+                    continue
+                record = json.loads(data)
+                b = batch_in(record["batch"], record["tenant"], self._bodies.get(batch_id, ([], [])))
+                self._batch_tenant[batch_id] = record["tenant"]
+                self._fp[batch_id], self._body_fp[batch_id] = _fingerprint(b), _body_fingerprint(b)
+                rebuilt.setdefault(record["tenant"], {})[batch_id] = b
+            for name, data in found.items():
+                if data is None or not name.startswith("tenant:"):
+                    continue
                 self._seen[name] = data
+                code = name[7:]
+                head = json.loads(data)
+                t = tenant_in(head, code, be.config, check)
+                t.profiles = RedisProfiles(self, self.key(name))
+                old = dict.get(tenants, code)
+                fresh = rebuilt.pop(code, {})
+                for batch_id in head.get("batchIds", []):
+                    b = fresh.get(batch_id) or (old.find_batch(batch_id) if old is not None else None)
+                    if b is not None:
+                        t.add_batch(b)
+                t._open = [b for b in t.batches if b.state == "incomplete"]
+                dict.__setitem__(tenants, code, t)
+            for code, fresh in rebuilt.items():  # the tenant's own record did not change: swap the batches in
+                t = dict.get(tenants, code)
+                if t is None:
+                    continue
+                t.batches = deque(fresh.get(b.batch_id, b) for b in t.batches)
+                t._by_id = {b.batch_id: b for b in t.batches}
+                t._open = [b for b in t.batches if b.state == "incomplete"]
         tenants.touched.clear()
         tenants.all = False
         be._tenants = tenants
+
+    def _drop(self, name: str, tenants: _Tracked) -> None:
+        """Forget a record another process removed."""
+        self._versions.pop(name, None)
+        self._seen.pop(name, None)
+        kind, _, rest = name.partition(":")
+        if kind == "tenant":
+            dict.pop(tenants, rest, None)
+        elif kind in ("batch", "rows"):
+            self._bodies.pop(rest, None)
+            self._body_fp.pop(rest, None)
+            if kind == "batch":
+                self._fp.pop(rest, None)
+                self._batch_tenant.pop(rest, None)
 
     def _end(self) -> None:
         be = self._backend
@@ -275,10 +360,14 @@ class RedisStore(Store):
         reached = list(dict.keys(tenants) if not tracked or tenants.all else tenants.touched)
         try:
             changed: list[tuple[str, bytes]] = []
+            fps: dict[str, tuple[Any, ...]] = {}
+            body_fps: dict[str, tuple[Any, ...]] = {}
+            owners: dict[str, str] = {}
             ops: list[Any] = []
             meta = dumps(meta_out(be))
             if meta != self._seen.get("meta"):
                 changed.append(("meta", meta))
+            live: set[str] = set()
             for code in reached:
                 t = dict.get(tenants, code)
                 if t is None:
@@ -290,12 +379,35 @@ class RedisStore(Store):
                     profiles = RedisProfiles(self, self.key(name))
                     ops += profiles.replace_ops(t.profiles)
                     t.profiles = profiles
-                data = dumps(tenant_out(t, profiles=False))
+                head = tenant_out(t, profiles=False, batches=False)
+                head["batchIds"] = [b.batch_id for b in t.batches]
+                data = dumps(head)
                 if data != self._seen.get(name):
                     changed.append((name, data))
+                for b in t.batches:
+                    bid = b.batch_id
+                    live.add(bid)
+                    fp = _fingerprint(b)
+                    if fp != self._fp.get(bid):
+                        record = dumps({"tenant": code, "batch": batch_out(b, body=False)})
+                        fps[bid], owners[bid] = fp, code
+                        if record != self._seen.get(f"batch:{bid}"):
+                            changed.append((f"batch:{bid}", record))
+                    bfp = _body_fingerprint(b)
+                    if bfp != self._body_fp.get(bid):
+                        body = batch_body_out(b)
+                        body_fps[bid] = bfp
+                        self._bodies[bid] = (body["rows"], body["ids"])
+                        changed.append((f"rows:{bid}", dumps(body)))
+            reached_set = set(reached)
             removed = [n for n in self._versions if n.startswith("tenant:") and not dict.__contains__(tenants, n[7:])]
+            gone_tenants = {n[7:] for n in removed}
+            for bid, code in self._batch_tenant.items():
+                if (code in reached_set or code in gone_tenants) and bid not in live:
+                    removed += [n for n in (f"batch:{bid}", f"rows:{bid}") if n in self._versions]
             for name in removed:
-                ops += [op for key in profile_keys(self.key(name)).values() for op in ("X", key, "", "")]
+                if name.startswith("tenant:"):
+                    ops += [op for key in profile_keys(self.key(name)).values() for op in ("X", key, "", "")]
         except BaseException:
             self._call(self._release, [self._keys["lock"]], [token])
             raise
@@ -320,16 +432,19 @@ class RedisStore(Store):
         if versions is None:
             # another process took the lock after it expired: what this one did is not written, so forget
             # every record read and start the next transaction from what Redis holds
-            self._versions.clear()
-            self._seen.clear()
+            for cache in (self._versions, self._seen, self._fp, self._body_fp, self._bodies, self._batch_tenant):
+                cache.clear()
             raise ControlError(f"an operation outlived the Redis store's lock ({LOCK_TTL_MS // 1000} s) and was "
                                "not saved; try it again", 503)
         for (name, data), version in zip(changed, versions, strict=True):
             self._versions[name] = int(version)
-            self._seen[name] = data
+            if not name.startswith("rows:"):
+                self._seen[name] = data
+        self._fp.update(fps)
+        self._body_fp.update(body_fps)
+        self._batch_tenant.update(owners)
         for name in removed:
-            self._versions.pop(name, None)
-            self._seen.pop(name, None)
+            self._drop(name, tenants)
 
     def _run(self, pipe: Any) -> list[Any]:
         try:

@@ -2,7 +2,7 @@
 
 Keys, under ``<prefix>:tenant:<code>``: ``:profiles`` (a hash, profile uid -> the snapshot's profile
 JSON), ``:ids:<kind>`` (a hash per kind of id, index key -> uid), ``:pending`` (rows a v2 batch created
-profiles from, not looked at yet: ``<kind>:<key>`` -> ``"<chunk> <json [hinted id, row]>"``) and
+profiles from, not looked at yet: ``<kind>:<key>`` -> chunk, hinted id and row) and
 ``:bases`` (chunk -> the batch's attribute names and time). A lookup is one round trip; within a
 transaction each profile is one object (an identity map), so ``is`` keeps working; nothing is kept
 once the transaction ends.
@@ -21,7 +21,7 @@ from ..snapshot import dumps, profile_in, profile_out
 if TYPE_CHECKING:
     from .redis import RedisStore
 
-__all__ = ["FIND", "RedisProfiles", "profile_keys"]
+__all__ = ["FIND", "FIND_MANY", "RedisProfiles", "profile_keys"]
 
 #: Rows per command when many profiles are read or pending rows written at once.
 CHUNK = 10_000
@@ -31,8 +31,32 @@ FIND = """
 local uid = redis.call('HGET', KEYS[1], ARGV[1])
 if uid then return {1, uid, redis.call('HGET', KEYS[2], uid)} end
 local row = redis.call('HGET', KEYS[3], ARGV[2])
-if row then return {2, row, redis.call('HGET', KEYS[4], string.match(row, '^(%d+) '))} end
+if row then return {2, row, redis.call('HGET', KEYS[4], string.match(row, '^(%d+)\\31'))} end
 return {0}
+"""
+
+# The same for many index keys (ARGV[1], a JSON list) at once; answers only what it found:
+# {{position, 1, uid, profile JSON | "", position, 2, pending row, ""...}, {chunk, base, ...}}.
+FIND_MANY = """
+local found, bases, seen = {}, {}, {}
+for i, key in ipairs(cjson.decode(ARGV[1])) do
+  local uid = redis.call('HGET', KEYS[1], key)
+  if uid then
+    found[#found + 1] = i; found[#found + 1] = 1; found[#found + 1] = uid
+    found[#found + 1] = redis.call('HGET', KEYS[2], uid) or ''
+  else
+    local row = redis.call('HGET', KEYS[3], ARGV[2] .. key)
+    if row then
+      found[#found + 1] = i; found[#found + 1] = 2; found[#found + 1] = row; found[#found + 1] = ''
+      local chunk = string.match(row, '^(%d+)\\31')
+      if not seen[chunk] then
+        seen[chunk] = true
+        bases[#bases + 1] = chunk; bases[#bases + 1] = redis.call('HGET', KEYS[4], chunk) or '{}'
+      end
+    end
+  end
+end
+return {found, bases}
 """
 
 
@@ -40,6 +64,17 @@ def profile_keys(base: str) -> dict[str, str]:
     """The Redis keys of one tenant's profiles (``base``: ``<prefix>:tenant:<code>``)."""
     return {"profiles": f"{base}:profiles", "pending": f"{base}:pending", "bases": f"{base}:bases",
             **{kind: f"{base}:ids:{kind}" for kind in ID_KINDS}}
+
+
+def _pending_out(chunk: str, hinted: str | None, row: RawRow) -> str:
+    """A pending row as Redis holds it: ``<chunk> US <hinted id> US <row>``, the row as its encoded line
+    or (after RS) as a JSON list of cells; plain text, so storing half a million costs no encoding."""
+    return f"{chunk}\x1f{hinted or ''}\x1f{row if isinstance(row, str) else chr(30) + json.dumps(row)}"
+
+
+def _pending_in(raw: bytes) -> tuple[str, str | None, RawRow]:
+    chunk, hinted, row = raw.decode().split("\x1f", 2)
+    return chunk, hinted or None, tuple(json.loads(row[1:])) if row.startswith("\x1e") else row
 
 
 def _ids(p: Profile) -> list[tuple[IdKind, str]]:
@@ -68,12 +103,13 @@ class RedisProfiles(ProfileStore):
         self._claimed: list[str] = []  # pending fields turned into profiles
         self._bases: dict[str, tuple[tuple[str, ...], int]] = {}
         self._all_loaded = False
+        self._empty: set[IdKind] = set()  # kinds of which Redis held no id nor pending row when asked
 
     # --- reading --------------------------------------------------------------------------------------
     def find(self, kind: IdKind, profile_id: str) -> Profile | None:
         key = profile_id.partition(".")[0] if kind == "tntId" else profile_id
         p = self._index[kind].get(key)
-        if p is None and (kind, key) not in self._local and not self._all_loaded:
+        if p is None and (kind, key) not in self._local and not self._all_loaded and kind not in self._empty:
             p = self._fetch(kind, key)
         if p is None and self._pending:
             p = self._claim(kind, key)
@@ -104,12 +140,11 @@ class RedisProfiles(ProfileStore):
         return p
 
     def _from_pending(self, kind: IdKind, key: str, raw: bytes, base: bytes | None) -> Profile:
-        chunk, _, body = raw.partition(b" ")
-        hinted, row = json.loads(body)
-        names = self._bases.get(chunk.decode())
+        chunk, hinted, row = _pending_in(raw)
+        names = self._bases.get(chunk)
         if names is None:
             b = json.loads(base or b"{}")
-            names = self._bases[chunk.decode()] = (tuple(b.get("names", ())), int(b.get("ts", 0)))
+            names = self._bases[chunk] = (tuple(b.get("names", ())), int(b.get("ts", 0)))
         self._claimed.append(f"{kind}:{key}")
         return self._adopt(kind, hinted or key, row if isinstance(row, str) else tuple(row), names)
 
@@ -126,7 +161,8 @@ class RedisProfiles(ProfileStore):
         """Read every index entry of ``p``'s ids, so changing them here keeps Redis's index exact."""
         for kind, value in _ids(p):
             key = id_key(kind, value)
-            if key not in self._index[kind] and (kind, key) not in self._local and not self._all_loaded:
+            if key not in self._index[kind] and (kind, key) not in self._local and not self._all_loaded \
+                    and kind not in self._empty:
                 self._fetch(kind, key)
 
     def _all(self, *, settle: bool = True) -> dict[int, Profile]:
@@ -153,7 +189,7 @@ class RedisProfiles(ProfileStore):
             kind_s, _, key_s = field.decode().partition(":")
             kind: IdKind = kind_s  # type: ignore[assignment]
             if key_s not in self._index[kind] and (kind, key_s) not in self._local:
-                self._from_pending(kind, key_s, raw, bases.get(raw.partition(b" ")[0]))
+                self._from_pending(kind, key_s, raw, bases.get(raw.partition(b"\x1f")[0]))
         self._all_loaded = True
 
     def __len__(self) -> int:
@@ -209,30 +245,30 @@ class RedisProfiles(ProfileStore):
     def _prefetch(self, kind: IdKind, keys: Sequence[str]) -> None:
         """Read the profiles (and pending rows) a batch names, a chunk of ids per round trip, so applying
         it asks Redis nothing more; ids found nowhere are then known to be new."""
-        wanted = list(dict.fromkeys(k for k in keys if k not in self._index[kind] and (kind, k) not in self._local))
-        if not wanted or self._all_loaded:
+        if self._all_loaded:
             return
-        r = self._store._redis
         k = self.keys
+        if kind not in self._empty:
+            pipe = self._store._redis.pipeline(transaction=False)
+            pipe.hlen(k[kind])
+            pipe.hlen(k["pending"])
+            if not any(self._store._run(pipe)):  # the usual first load: Redis holds none of them
+                self._empty.add(kind)
+        if kind in self._empty:
+            return
+        wanted = list(dict.fromkeys(k for k in keys if k not in self._index[kind] and (kind, k) not in self._local))
         for start in range(0, len(wanted), CHUNK):
             part = wanted[start:start + CHUNK]
-            pipe = r.pipeline(transaction=False)
-            pipe.hmget(k[kind], part)
-            pipe.hmget(k["pending"], [f"{kind}:{key}" for key in part])
-            uids, pending = self._store._run(pipe)
-            found = [(key, uid.decode()) for key, uid in zip(part, uids, strict=True) if uid is not None]
-            fresh = [uid for _, uid in found if uid not in self._loaded]
-            datas = dict(zip(fresh, r.hmget(k["profiles"], fresh), strict=True)) if fresh else {}
-            for key, uid in found:
-                self._found(kind, key, uid, datas.get(uid))
-            found_keys = {key for key, _ in found}
-            waiting = [(key, raw) for key, raw in zip(part, pending, strict=True)
-                       if raw is not None and key not in found_keys]
-            chunks = sorted({raw.partition(b" ")[0] for _, raw in waiting})
-            bases = dict(zip(chunks, r.hmget(k["bases"], chunks), strict=True)) if chunks else {}
-            for key, raw in waiting:
-                if key not in self._index[kind]:
-                    self._from_pending(kind, key, raw, bases.get(raw.partition(b" ")[0]))
+            found, bases = self._store._call(self._store._find_many, [k[kind], k["profiles"], k["pending"], k["bases"]],
+                                             [dumps(part), f"{kind}:"])
+            base_of = {bases[i].decode(): bases[i + 1] for i in range(0, len(bases), 2)}
+            for i in range(0, len(found), 4):
+                key = part[found[i] - 1]
+                if found[i + 1] == 1:
+                    self._found(kind, key, found[i + 2].decode(), found[i + 3] or None)
+                elif key not in self._index[kind]:
+                    row = found[i + 2]
+                    self._from_pending(kind, key, row, base_of.get(row.partition(b"\x1f")[0].decode()))
             self._local.update((kind, key) for key in part)
 
     # --- writing back ---------------------------------------------------------------------------------
@@ -264,9 +300,10 @@ class RedisProfiles(ProfileStore):
         for kind, base, rows, hinted in pending:
             chunk = str(secrets.randbits(52))
             out += ["H", k["bases"], chunk, dumps({"names": list(base[0]), "ts": base[1]})]
-            prefix = chunk.encode() + b" "
-            for key, row in rows.items():
-                out += ["H", k["pending"], f"{kind}:{key}", prefix + dumps([hinted.get(key), row])]
+            items = list(rows.items())
+            for start in range(0, len(items), CHUNK * 5):  # one JSON object a chunk, stored field by field
+                out += ["P", k["pending"], dumps({f"{kind}:{key}": _pending_out(chunk, hinted.get(key), row)
+                                                  for key, row in items[start:start + CHUNK * 5]}), ""]
         return out
 
     def replace_ops(self, profiles: ProfileStore) -> list[Any]:
