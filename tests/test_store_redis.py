@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -233,6 +234,22 @@ def test_the_journal_is_shared_and_bounded(make: Make) -> None:
     assert [e["seq"] for e in cb.get("/_mock/journal").get_json()] == [3, 4, 5]
     a.reset()
     assert len(b.journal) == 0
+
+
+def test_an_operation_that_outlives_the_lock_is_not_written_and_says_so(make: Make,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from target_profile_mock.mockserver.store import redis as redis_store
+
+    a, b = make(), make()
+    monkeypatch.setattr(redis_store, "LOCK_TTL_MS", 100)
+    with pytest.raises(ControlError, match="outlived the Redis store's lock") as caught:
+        with a.lock:
+            a.seed_profile("acme", tnt_id="slow")
+            time.sleep(0.3)  # the lock expires; another process goes on
+            b.seed_profile("acme", tnt_id="quick")
+    assert caught.value.status == 503
+    for be in (a, b):  # the late write changed nothing; the first process reads what Redis holds again
+        assert [p["tntId"] for p in be.profiles("acme")] == ["quick"]
 
 
 # --- snapshots move state between the stores -------------------------------------------------------

@@ -434,6 +434,7 @@ class RedisStore(Store):
             # every record read and start the next transaction from what Redis holds
             for cache in (self._versions, self._seen, self._fp, self._body_fp, self._bodies, self._batch_tenant):
                 cache.clear()
+            dict.clear(tenants)
             raise ControlError(f"an operation outlived the Redis store's lock ({LOCK_TTL_MS // 1000} s) and was "
                                "not saved; try it again", 503)
         for (name, data), version in zip(changed, versions, strict=True):
