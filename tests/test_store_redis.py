@@ -242,11 +242,10 @@ def test_an_operation_that_outlives_the_lock_is_not_written_and_says_so(make: Ma
 
     a, b = make(), make()
     monkeypatch.setattr(redis_store, "LOCK_TTL_MS", 100)
-    with pytest.raises(ControlError, match="outlived the Redis store's lock") as caught:
-        with a.lock:
-            a.seed_profile("acme", tnt_id="slow")
-            time.sleep(0.3)  # the lock expires; another process goes on
-            b.seed_profile("acme", tnt_id="quick")
+    with pytest.raises(ControlError, match="outlived the Redis store's lock") as caught, a.lock:
+        a.seed_profile("acme", tnt_id="slow")
+        time.sleep(0.3)  # the lock expires; another process goes on
+        b.seed_profile("acme", tnt_id="quick")
     assert caught.value.status == 503
     for be in (a, b):  # the late write changed nothing; the first process reads what Redis holds again
         assert [p["tntId"] for p in be.profiles("acme")] == ["quick"]

@@ -301,23 +301,23 @@ class Journal:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def __iter__(self) -> Iterator[JournalEntry]:
+    def _snapshot(self) -> list[JournalEntry]:
+        """The entries now, oldest first (a journal kept elsewhere reads them from there)."""
         with self._lock:
-            return iter(list(self._entries))
+            return list(self._entries)
+
+    def __iter__(self) -> Iterator[JournalEntry]:
+        return iter(self._snapshot())
 
     def entries(self, predicate: Callable[[JournalEntry], bool] | None = None) -> list[JournalEntry]:
-        with self._lock:
-            items = list(self._entries)
-        return [e for e in items if predicate is None or predicate(e)]
+        return [e for e in self._snapshot() if predicate is None or predicate(e)]
 
     def page(self, predicate: Callable[[JournalEntry], bool] | None = None, *, after: int = 0,
              limit: int | None = None) -> tuple[list[JournalEntry], bool]:
         """Entries with ``seq`` above ``after`` that match, oldest first, at most ``limit`` of them; and
         whether more match beyond the page."""
-        with self._lock:
-            items = list(self._entries)
         out: list[JournalEntry] = []
-        for e in items:
+        for e in self._snapshot():
             if e.seq > after and (predicate is None or predicate(e)):
                 if limit is not None and len(out) >= limit:
                     return out, True

@@ -160,12 +160,17 @@ class ProfileStore:
         """The live profile with this id (a tntId with any location hint or none), or None."""
         key = profile_id.partition(".")[0] if kind == "tntId" else profile_id
         p = self._index[kind].get(key)
-        if p is None and self._pending:
-            p = self._claim(kind, key)
+        if p is None:
+            p = self._miss(kind, key)
         if p is not None and self.lifetime_ms is not None and self.now_ms - p.active_ms >= self.lifetime_ms:
             self.remove(p)
             return None
         return p
+
+    def _miss(self, kind: IdKind, key: str) -> Profile | None:
+        """The profile of an id key the index does not hold: a batch-created one, if any (a store that
+        keeps profiles elsewhere looks there first)."""
+        return self._claim(kind, key) if self._pending else None
 
     def remove(self, profile: Profile) -> None:
         """Forget a profile under all its ids."""

@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -500,7 +500,7 @@ class RedisJournal(Journal):
         pipe.set(self._seq_key, max((e.seq for e in entries), default=0))
         pipe.execute()
 
-    def _items(self) -> list[JournalEntry]:
+    def _snapshot(self) -> list[JournalEntry]:
         out = []
         for raw in self._r.lrange(self._list, 0, -1):
             seq, cost, data = raw.split(b" ", 2)
@@ -512,27 +512,11 @@ class RedisJournal(Journal):
     def __len__(self) -> int:
         return int(self._r.llen(self._list))
 
-    def __iter__(self) -> Iterator[JournalEntry]:
-        return iter(self._items())
-
-    def entries(self, predicate: Callable[[JournalEntry], bool] | None = None) -> list[JournalEntry]:
-        return [e for e in self._items() if predicate is None or predicate(e)]
-
-    def page(self, predicate: Callable[[JournalEntry], bool] | None = None, *, after: int = 0,
-             limit: int | None = None) -> tuple[list[JournalEntry], bool]:
-        out: list[JournalEntry] = []
-        for e in self._items():
-            if e.seq > after and (predicate is None or predicate(e)):
-                if limit is not None and len(out) >= limit:
-                    return out, True
-                out.append(e)
-        return out, False
-
     def wait_for(self, predicate: Callable[[list[JournalEntry]], bool], timeout: float) -> bool:
         """Poll until ``predicate(entries)`` holds or ``timeout`` seconds pass (another process may add)."""
         deadline = time.monotonic() + timeout
         while True:
-            if predicate(self._items()):
+            if predicate(self._snapshot()):
                 return True
             if time.monotonic() >= deadline:
                 return False

@@ -106,17 +106,11 @@ class RedisProfiles(ProfileStore):
         self._empty: set[IdKind] = set()  # kinds of which Redis held no id nor pending row when asked
 
     # --- reading --------------------------------------------------------------------------------------
-    def find(self, kind: IdKind, profile_id: str) -> Profile | None:
-        key = profile_id.partition(".")[0] if kind == "tntId" else profile_id
-        p = self._index[kind].get(key)
-        if p is None and (kind, key) not in self._local and not self._all_loaded and kind not in self._empty:
+    def _miss(self, kind: IdKind, key: str) -> Profile | None:
+        p = None
+        if (kind, key) not in self._local and not self._all_loaded and kind not in self._empty:
             p = self._fetch(kind, key)
-        if p is None and self._pending:
-            p = self._claim(kind, key)
-        if p is not None and self.lifetime_ms is not None and self.now_ms - p.active_ms >= self.lifetime_ms:
-            self.remove(p)
-            return None
-        return p
+        return p if p is not None else super()._miss(kind, key)
 
     def _fetch(self, kind: IdKind, key: str) -> Profile | None:
         k = self.keys
