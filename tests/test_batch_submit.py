@@ -16,6 +16,8 @@ from target_profile_mock.mockserver import MockBackend
 from target_profile_mock.mockserver.server import LiveServer
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
+pytestmark = pytest.mark.both_stores
+
 SAMPLE = (b"batch=pcId,param1,param2,param3,param4\n"
           b"123,value1\n"
           b"124,value1,,,value4\n"

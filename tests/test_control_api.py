@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
 
+pytestmark = pytest.mark.both_stores
+
 BODY = b"batch=thirdPartyId,a\nc1,x\nc2,y\n"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "control-api.md"
 

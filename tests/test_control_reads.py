@@ -13,6 +13,8 @@ import requests
 from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
 from target_profile_mock.mockserver.server import LiveServer
 
+pytestmark = pytest.mark.both_stores
+
 BATCH = b"batch=pcId,tier\n1700000000000-1.01_00,gold\n1700000000000-2,silver\n"
 TOKEN = "s3cret-token"
 

@@ -57,6 +57,12 @@ def test_an_unreachable_redis_is_refused_with_its_url() -> None:
         open_store("redis://127.0.0.1:1/0")
 
 
+def test_an_unreachable_unix_socket_is_refused_with_its_url(tmp_path: Path) -> None:
+    url = f"unix://{tmp_path}/none.sock"
+    with pytest.raises(ControlError, match=f"cannot reach the Redis store at {url}"):
+        open_store(url)
+
+
 def test_without_the_redis_package_the_error_says_what_to_install(redis_url: str,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "redis", None)  # import redis now raises ImportError

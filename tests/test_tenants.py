@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from flask.testing import FlaskClient
 from target_profile_mock.mockserver import MockBackend, MockConfig, create_app
+
+pytestmark = pytest.mark.both_stores
 
 OK = b"<response><success>true</success><pcId></pcId><message>Request successfully submitted</message></response>"
 
