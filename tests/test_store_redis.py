@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -163,6 +164,26 @@ def test_the_bulk_limit_counts_every_process_exactly(make: Make) -> None:
     assert all(be.acquire_rate("acme", "bulk") == pytest.approx(60.0) for be in backends)
     backends[2].advance(60)
     assert backends[1].acquire_rate("acme", "bulk") is None
+
+
+def test_threads_of_two_processes_share_the_limit_and_lose_no_update(make: Make) -> None:
+    a, b = make(), make()
+    a.clock.freeze(T0)
+    a.seed_profile("acme", tnt_id="t1")
+    passed: list[bool] = []
+
+    def work(be: MockBackend, n: int) -> None:
+        for i in range(20):
+            passed.append(be.acquire_rate("acme", "bulk") is None)
+            be.single_update("acme", "tntId", "t1", None, {f"k{n}-{i}": "v"})
+
+    threads = [threading.Thread(target=work, args=((a, b)[n % 2], n)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sum(passed) == 50 and len(passed) == 120
+    assert len(b.get_profile("acme", "tntId", "t1")["attributes"]) == 120  # type: ignore[index]
 
 
 def _hammer(url: str, calls: int, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
