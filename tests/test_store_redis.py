@@ -279,6 +279,19 @@ def test_an_operation_that_outlives_the_lock_is_not_written_and_says_so(make: Ma
 
 
 # --- snapshots move state between the stores -------------------------------------------------------
+def test_a_snapshot_restored_over_the_same_batches_replaces_them(make: Make) -> None:
+    a, b = make(MockConfig(lifecycle=Lifecycle.parse("polls=1"))), make()
+    batch_id = _submit(a, "acme", b"batch=pcId,n\np1,1\n")
+    before = a.snapshot()
+    b.poll_batch("acme", batch_id)  # applied: counters and the profile change
+    after = b.snapshot()
+    before["tenants"]["acme"]["batches"][0]["polls"] = 1  # the same polls, state and times, other counters
+    before["tenants"]["acme"]["batches"][0]["state"] = "complete"
+    before["tenants"]["acme"]["batches"][0]["endedMs"] = after["tenants"]["acme"]["batches"][0]["endedMs"]
+    a.restore(before)
+    assert b.batch(batch_id)["counters"] == {} and b.profiles("acme") == []
+
+
 def test_a_snapshot_moves_from_memory_to_redis_and_back_unchanged(make: Make) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from test_snapshot import _busy_backend  # the snapshot tests' backend holding some of everything

@@ -358,6 +358,9 @@ class RedisStore(Store):
         tenants = be._tenants
         tracked = isinstance(tenants, _Tracked)
         reached = list(dict.keys(tenants) if not tracked or tenants.all else tenants.touched)
+        if not tracked:  # the state was replaced (a snapshot restored): compare every batch by its content
+            self._fp.clear()
+            self._body_fp.clear()
         try:
             changed: list[tuple[str, bytes]] = []
             fps: dict[str, tuple[Any, ...]] = {}
