@@ -227,6 +227,16 @@ def test_a_seeded_probability_draws_the_same_sequence_whichever_process_answers(
     assert shared == alone and 0 < sum(alone) < 30
 
 
+def test_seeded_ids_and_tokens_continue_one_sequence_across_processes(make: Make) -> None:
+    def draws(one: MockBackend, other: MockBackend) -> list[str]:
+        one.clock.freeze(T0)
+        return [one.new_batch_id("acme"), other.issue_token("acme").value, one.issue_token("beta").value,
+                other.new_batch_id("acme")]
+
+    memory = MockBackend(MockConfig(seed=5))
+    assert draws(make(MockConfig(seed=5)), make()) == draws(memory, memory)
+
+
 def test_a_clock_change_is_seen_by_every_process_at_its_next_operation(make: Make) -> None:
     a, b = make(), make()
     a.clock.freeze(T0)

@@ -124,6 +124,14 @@ def _fingerprint(b: Batch) -> tuple[Any, ...]:
     return (b.polls, b.state, b.forced, b.ended_ms, b.lifecycle, b.details_dropped, len(b.file.rows), len(b.ids))
 
 
+def _meta_fingerprint(be: MockBackend) -> tuple[Any, ...]:
+    """What the meta record holds, compared without serialising it (its generator states alone are
+    kilobytes of JSON): settings, clock, the backend's generator, the rules with their hits and draws."""
+    rng, faults = be._rng_state, be.faults
+    return (dict(vars(be.config)), be.clock.snapshot(), None if rng is None else rng.getstate(), faults.seed,
+            faults._next_id, [(r.id, r.hits, r.times, r.rng.getstate()) for r in faults._rules])
+
+
 def _body_fingerprint(b: Batch) -> tuple[int, int]:
     """A body only ever loses its rows (applied, or dropped) or its ids (dropped)."""
     return len(b.file.rows), len(b.ids)
@@ -227,6 +235,7 @@ class RedisStore(Store):
         self._fp: dict[str, tuple[Any, ...]] = {}
         self._body_fp: dict[str, tuple[Any, ...]] = {}
         self._batch_tenant: dict[str, str] = {}
+        self._meta_fp: tuple[Any, ...] | None = None
         self._token = b""
 
     # --- the seam ---------------------------------------------------------------------------------
@@ -292,6 +301,7 @@ class RedisStore(Store):
                 if kind == "meta":
                     self._seen[name] = data
                     apply_meta(be, meta_in(json.loads(data), be.config, check))
+                    self._meta_fp = _meta_fingerprint(be)
                     if (be.journal.maxlen, be.journal.max_bytes) != (be.config.journal_size, be.config.journal_bytes):
                         be.journal = self.journal(be.config.journal_size, be.config.journal_bytes)
                 elif kind == "rows":
@@ -367,9 +377,11 @@ class RedisStore(Store):
             body_fps: dict[str, tuple[Any, ...]] = {}
             owners: dict[str, str] = {}
             ops: list[Any] = []
-            meta = dumps(meta_out(be))
-            if meta != self._seen.get("meta"):
-                changed.append(("meta", meta))
+            meta_fp = _meta_fingerprint(be)
+            if meta_fp != self._meta_fp:
+                meta = dumps(meta_out(be))
+                if meta != self._seen.get("meta"):
+                    changed.append(("meta", meta))
             live: set[str] = set()
             for code in reached:
                 t = dict.get(tenants, code)
@@ -426,6 +438,7 @@ class RedisStore(Store):
                 tenants.all = False
         if not changed and not removed and not ops:
             self._call(self._release, [self._keys["lock"]], [token])
+            self._meta_fp = meta_fp
             return
         args: list[Any] = [token, self.prefix, len(changed)]
         for name, data in changed:
@@ -437,6 +450,7 @@ class RedisStore(Store):
             # every record read and start the next transaction from what Redis holds
             for cache in (self._versions, self._seen, self._fp, self._body_fp, self._bodies, self._batch_tenant):
                 cache.clear()
+            self._meta_fp = None
             dict.clear(tenants)
             raise ControlError(f"an operation outlived the Redis store's lock ({LOCK_TTL_MS // 1000} s) and was "
                                "not saved; try it again", 503)
@@ -445,6 +459,7 @@ class RedisStore(Store):
             if not name.startswith("rows:"):
                 self._seen[name] = data
         self._fp.update(fps)
+        self._meta_fp = meta_fp
         self._body_fp.update(body_fps)
         self._batch_tenant.update(owners)
         for name in removed:
