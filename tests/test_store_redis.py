@@ -248,6 +248,19 @@ def test_a_clock_change_is_seen_by_every_process_at_its_next_operation(make: Mak
     assert not b.clock.frozen
 
 
+def test_refresh_brings_in_another_process_s_changes_without_the_lock(make: Make) -> None:
+    a, b = make(), make()
+    b.tenants()
+    a.clock.freeze(T0)
+    a.faults.add(503, operation="fetch")
+    a.seed_profile("acme", tnt_id="t1")
+    assert not b.clock.frozen and len(b.faults) == 0  # reads outside an operation: as last seen
+    with a.lock:  # another process holds the lock: refresh does not wait for it
+        b.store.refresh()
+    assert b.clock.now() == T0 and len(b.faults) == 1 and "acme" in dict.keys(b._tenants)
+    MockBackend().store.refresh()  # the memory store has nothing to bring in
+
+
 def test_tokens_and_settings_are_shared(make: Make) -> None:
     a, b = make(), make()
     a.set_auth("acme", True)

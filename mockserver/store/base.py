@@ -54,6 +54,11 @@ class Store:
         """A journal bounded by ``maxlen`` entries and about ``max_bytes`` bytes, kept in this store."""
         return Journal(maxlen, max_bytes)
 
+    def refresh(self) -> None:
+        """Bring in what other processes changed since this one last looked, without the transaction's
+        lock (for reads made outside any operation: whether faults are queued, the clock). Nothing to
+        do for a store only this process uses."""
+
     def fault_lock(self) -> TransactionLock:
         """The lock the fault queue decides under (a shared store's transaction, so a rule's hits and
         draws are counted once across processes)."""

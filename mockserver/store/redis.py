@@ -226,6 +226,7 @@ class RedisStore(Store):
         self._release = self._redis.register_script(_RELEASE)
         self._journal_add = self._redis.register_script(_JOURNAL_ADD)
         self._find = self._redis.register_script(FIND)
+        self._versions_script = self._redis.register_script("return redis.call('HGETALL', KEYS[1])")
         self._find_many = self._redis.register_script(FIND_MANY)
         self._backend: MockBackend | None = None
         self._versions: dict[str, int] = {}  # record name -> the version this process holds
@@ -249,6 +250,20 @@ class RedisStore(Store):
 
     def journal(self, maxlen: int | None = 10_000, max_bytes: int | None = JOURNAL_BYTES) -> Journal:
         return RedisJournal(self, maxlen, max_bytes)
+
+    def refresh(self) -> None:
+        """One round trip when nothing changed (the versions), and the changed records; no lock is taken:
+        every operation still reads the versions again under the lock before it acts."""
+        tx = self.lock
+        with tx._local:
+            if tx._depth:
+                return  # inside an operation this thread already started from the latest state
+            tx._depth += 1  # the records are applied as inside a transaction: no nested one may start
+            try:
+                flat = self._call(self._versions_script, [self._keys["versions"]], [])
+                self._load({flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)})
+            finally:
+                tx._depth -= 1
 
     def fault_lock(self) -> _Transaction:
         return self.lock
