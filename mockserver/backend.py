@@ -605,7 +605,7 @@ class MockBackend:
 
     def check_token(self, tenant: str, presented: str | None) -> Violation | None:
         """None when the call may go on; else the auth violation to refuse it with."""
-        with self.lock:
+        with self.store.read():
             if not self.auth_enabled(tenant):
                 return None
             if not presented:
@@ -835,7 +835,7 @@ class MockBackend:
         """The limit in force for the tenant: bulk calls a minute or single updates a day (None: off).
         Asking creates nothing: an unknown tenant has the server's limit."""
         name = "bulk_calls_per_minute" if which == "bulk" else "single_updates_per_day"
-        with self.lock:
+        with self.store.read():
             t = self._tenants.get(tenant)
             return getattr(self.config, name) if t is None else t.setting(name)  # type: ignore[no-any-return]
 

@@ -261,6 +261,19 @@ def test_refresh_brings_in_another_process_s_changes_without_the_lock(make: Make
     MockBackend().store.refresh()  # the memory store has nothing to bring in
 
 
+def test_reads_do_not_wait_for_the_lock_and_writing_inside_one_is_refused(make: Make) -> None:
+    a, b = make(), make()
+    a.set_auth("acme", True)
+    token = a.issue_token("acme").value
+    with a.lock:  # another process is inside an operation: a token check and a limit still answer
+        assert b.check_token("acme", token) is None and b.rate_limit("acme", "bulk") == 50
+    with b.store.read(), b.store.read():
+        assert b.check_token("acme", "stale") is not None
+        with pytest.raises(RuntimeError, match=r"writes ran inside store\.read"):
+            b.issue_token("acme")
+    assert b.issue_token("acme").value != token  # after the read, writing works again
+
+
 def test_tokens_and_settings_are_shared(make: Make) -> None:
     a, b = make(), make()
     a.set_auth("acme", True)

@@ -47,6 +47,11 @@ class Store:
         """The store's transaction: ``with store.transaction(): ...`` (reentrant per thread)."""
         return self.lock
 
+    def read(self) -> TransactionLock:
+        """For an operation that only reads: the latest state, without making other processes wait
+        (the memory store's is its lock). Writing inside it is an error on a shared store."""
+        return self.lock
+
     def attach(self, backend: MockBackend) -> None:
         """Called once by the backend built on this store; a shared store adopts the state it holds."""
 

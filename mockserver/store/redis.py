@@ -183,9 +183,13 @@ class _Transaction:
         self._store = store
         self._local = threading.RLock()
         self._depth = 0  # changed only by the thread holding _local
+        self._reading = False  # inside store.read(): nothing may be written
 
     def __enter__(self) -> _Transaction:
         self._local.acquire()
+        if self._reading:
+            self._local.release()
+            raise RuntimeError("an operation that writes ran inside store.read(); use store.lock")
         self._depth += 1
         if self._depth == 1:
             try:
@@ -205,6 +209,33 @@ class _Transaction:
             self._local.release()
 
 
+class _Read:
+    """``store.read()``: the latest state without the lock, for operations that only read."""
+
+    def __init__(self, tx: _Transaction) -> None:
+        self._tx = tx
+
+    def __enter__(self) -> _Read:
+        tx = self._tx
+        tx._local.acquire()
+        if tx._depth == 0:
+            try:
+                tx._store.refresh()
+            except BaseException:
+                tx._local.release()
+                raise
+            tx._reading = True
+        tx._depth += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        tx = self._tx
+        tx._depth -= 1
+        if tx._depth == 0:
+            tx._reading = False
+        tx._local.release()
+
+
 class RedisStore(Store):
     """State in Redis under a key prefix, shared by every process that opens the same URL and prefix."""
 
@@ -220,6 +251,7 @@ class RedisStore(Store):
         except (redis.RedisError, ValueError, OSError) as exc:
             raise ControlError(f"cannot reach the Redis store at {url}: {exc}") from None
         self.lock = _Transaction(self)
+        self._read = _Read(self.lock)
         self._keys = {name: f"{prefix}:{name}" for name in ("lock", "versions", "counter")}
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._commit = self._redis.register_script(_COMMIT)
@@ -250,6 +282,9 @@ class RedisStore(Store):
 
     def journal(self, maxlen: int | None = 10_000, max_bytes: int | None = JOURNAL_BYTES) -> Journal:
         return RedisJournal(self, maxlen, max_bytes)
+
+    def read(self) -> _Read:
+        return self._read
 
     def refresh(self) -> None:
         """One round trip when nothing changed (the versions), and the changed records; no lock is taken:
