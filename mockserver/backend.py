@@ -844,9 +844,13 @@ class MockBackend:
 
         With ``create=False`` a call for an unknown tenant is not counted (a read creates no tenant).
         """
+        # a shared store counts the call in one atomic step of its own: no operation's lock is needed
+        with self.store.read():
+            t = self._tenants.get(tenant)
+            if t is not None or not create:
+                return None if t is None else (t.bulk_window if which == "bulk" else t.single_window).try_acquire(
+                    self.clock.now())
         with self.lock:
-            t = self.tenant(tenant) if create else self._tenants.get(tenant)
-            if t is None:
-                return None
+            t = self.tenant(tenant)
             window = t.bulk_window if which == "bulk" else t.single_window
             return window.try_acquire(self.clock.now())

@@ -108,24 +108,24 @@ def batch_body_out(b: Batch) -> dict[str, Any]:
     return {"rows": [r if isinstance(r, str) else list(r) for r in raw], "ids": b.ids}
 
 
-def tenant_out(t: Tenant, *, profiles: bool = True, batches: bool = True) -> dict[str, Any]:
-    """One tenant as a snapshot holds it; without its profiles and batches, a shared store's tenant
-    record (the store keeps each profile and each batch as a record of its own)."""
+def tenant_out(t: Tenant, *, whole: bool = True) -> dict[str, Any]:
+    """One tenant as a snapshot holds it; not ``whole``, without its profiles, batches and rate-limit
+    windows: a shared store's tenant record (the store keeps those apart)."""
     return {
         "settings": t.settings.to_dict() | ({"lifecycle": _lifecycle_out(t.settings.lifecycle)}
                                             if t.settings.lifecycle is not None else {}),
-        "profiles": [profile_out(p) for p in t.profiles] if profiles else [],
+        "profiles": [profile_out(p) for p in t.profiles] if whole else [],
         "pendingUpdates": [{"visibleMs": u.visible_ms, "kind": u.kind, "id": u.profile_id,
                             "fallback": list(u.fallback) if u.fallback else None,
                             "attributes": dict(u.attributes)} for u in t.pending],
         "pendingLogins": [{"visibleMs": x.visible_ms, "tntId": x.tnt_id, "thirdPartyId": x.third_party_id}
                           for x in t.logins],
         "offers": {mbox: dict(offer) for mbox, offer in t.offers.items()},
-        "batches": [batch_out(b) for b in t.batches] if batches else [],
+        "batches": [batch_out(b) for b in t.batches] if whole else [],
         "token": None if t.token is None else {"value": t.token.value, "issuedMs": t.token.issued_ms,
                                                "ttl": t.token.ttl},
-        "rateLimits": {"bulk": list(t.bulk_window._events),
-                       "single": [[start, int(n)] for start, n in t.single_window._buckets]},
+        "rateLimits": {"bulk": list(t.bulk_window._events) if whole else [],
+                       "single": [[start, int(n)] for start, n in t.single_window._buckets] if whole else []},
     }
 
 

@@ -274,6 +274,15 @@ def test_reads_do_not_wait_for_the_lock_and_writing_inside_one_is_refused(make: 
     assert b.issue_token("acme").value != token  # after the read, writing works again
 
 
+def test_a_server_wide_limit_set_through_one_process_holds_in_another(make: Make) -> None:
+    a, b = make(), make()
+    b.clock.freeze(T0)
+    assert b.acquire_rate("acme", "bulk") is None  # b holds the tenant, with the limit of then
+    a.configure(bulk_calls_per_minute=2)
+    assert [b.acquire_rate("acme", "bulk") is None for _ in range(2)] == [True, False]
+    assert b.tenant_summary("acme")["rateLimits"]["bulk"] == {"limit": 2, "windowSeconds": 60.0, "used": 2}
+
+
 def test_tokens_and_settings_are_shared(make: Make) -> None:
     a, b = make(), make()
     a.set_auth("acme", True)

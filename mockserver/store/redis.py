@@ -38,6 +38,7 @@ from ..snapshot import (
     tenant_out,
 )
 from .base import Store
+from .redis_limits import BUCKET, SLIDING, RedisBucketWindow, RedisSlidingWindow
 from .redis_profiles import FIND, FIND_MANY, RedisProfiles, profile_keys
 
 if TYPE_CHECKING:
@@ -58,7 +59,8 @@ return {0}
 """
 
 # Write the changed records and remove the removed ones, each with a new version number; apply the hash
-# operations (quads: H key field value = HSET, D key field _ = HDEL, X key _ _ = DEL, P key json _ = HSET
+# operations (quads: H key field value = HSET, D key field _ = HDEL, Z key member score = ZADD, X key _ _ = DEL,
+# P key json _ = HSET
 # every field of a JSON object of strings); release the lock.
 # All or nothing, and nothing at all if the lock is no longer this transaction's.
 _COMMIT = """
@@ -82,6 +84,7 @@ while i <= #ARGV do
   local op = ARGV[i]
   if op == 'H' then redis.call('HSET', ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
   elseif op == 'D' then redis.call('HDEL', ARGV[i + 1], ARGV[i + 2])
+  elseif op == 'Z' then redis.call('ZADD', ARGV[i + 1], ARGV[i + 3], ARGV[i + 2])
   elseif op == 'P' then
     local pairs_ = {}
     for field, value in pairs(cjson.decode(ARGV[i + 2])) do
@@ -258,6 +261,9 @@ class RedisStore(Store):
         self._release = self._redis.register_script(_RELEASE)
         self._journal_add = self._redis.register_script(_JOURNAL_ADD)
         self._find = self._redis.register_script(FIND)
+        self._sliding = self._redis.register_script(SLIDING)
+        self._bucket = self._redis.register_script(BUCKET)
+        self.process = secrets.token_hex(4)  # tells this process's bulk calls from others' in Redis
         self._versions_script = self._redis.register_script("return redis.call('HGETALL', KEYS[1])")
         self._find_many = self._redis.register_script(FIND_MANY)
         self._backend: MockBackend | None = None
@@ -352,6 +358,8 @@ class RedisStore(Store):
                     self._seen[name] = data
                     apply_meta(be, meta_in(json.loads(data), be.config, check))
                     self._meta_fp = _meta_fingerprint(be)
+                    for t in dict.values(tenants):  # the server-wide limits they inherit
+                        t.refresh_limits()
                     if (be.journal.maxlen, be.journal.max_bytes) != (be.config.journal_size, be.config.journal_bytes):
                         be.journal = self.journal(be.config.journal_size, be.config.journal_bytes)
                 elif kind == "rows":
@@ -378,6 +386,7 @@ class RedisStore(Store):
                 head = json.loads(data)
                 t = tenant_in(head, code, be.config, check)
                 t.profiles = RedisProfiles(self, self.key(name))
+                self._windows(t, name)
                 old = dict.get(tenants, code)
                 fresh = rebuilt.pop(code, {})
                 for batch_id in head.get("batchIds", []):
@@ -444,7 +453,15 @@ class RedisStore(Store):
                     profiles = RedisProfiles(self, self.key(name))
                     ops += profiles.replace_ops(t.profiles)
                     t.profiles = profiles
-                head = tenant_out(t, profiles=False, batches=False)
+                if not isinstance(t.bulk_window, RedisSlidingWindow):  # and exactly its windows
+                    bulk, single = self._window_keys(name)
+                    ops += ["X", bulk, "", "", "X", single, "", ""]
+                    for n, at in enumerate(t.bulk_window._events):
+                        ops += ["Z", bulk, f"{at!r}:{self.process}:{n}", repr(at)]
+                    for start, count in t.single_window._buckets:
+                        ops += ["H", single, repr(float(start)), int(count)]
+                    self._windows(t, name)
+                head = tenant_out(t, whole=False)
                 head["batchIds"] = [b.batch_id for b in t.batches]
                 data = dumps(head)
                 if data != self._seen.get(name):
@@ -472,7 +489,8 @@ class RedisStore(Store):
                     removed += [n for n in (f"batch:{bid}", f"rows:{bid}") if n in self._versions]
             for name in removed:
                 if name.startswith("tenant:"):
-                    ops += [op for key in profile_keys(self.key(name)).values() for op in ("X", key, "", "")]
+                    keys = [*profile_keys(self.key(name)).values(), *self._window_keys(name)]
+                    ops += [op for key in keys for op in ("X", key, "", "")]
         except BaseException:
             self._call(self._release, [self._keys["lock"]], [token])
             raise
@@ -514,6 +532,16 @@ class RedisStore(Store):
         self._batch_tenant.update(owners)
         for name in removed:
             self._drop(name, tenants)
+
+    def _window_keys(self, name: str) -> tuple[str, str]:
+        return self.key(f"{name}:limit:bulk"), self.key(f"{name}:limit:single")
+
+    def _windows(self, t: Tenant, name: str) -> None:
+        """Give a tenant the rate-limit windows Redis keeps for it."""
+        bulk, single = self._window_keys(name)
+        t.bulk_window = RedisSlidingWindow(self, bulk, None, t.bulk_window.window)
+        t.single_window = RedisBucketWindow(self, single, None)
+        t.refresh_limits()
 
     def _run(self, pipe: Any) -> list[Any]:
         try:
