@@ -146,6 +146,45 @@ def _size(text: str) -> int | None:
     return int(number) * units[unit]
 
 
+_STORE_SCHEMES = ("memory", "redis", "rediss", "unix")
+
+
+def _store_url(text: str) -> str | None:
+    """A store URL: ``memory://`` (read as None, the default) or a Redis URL with a host (or a socket path)."""
+    from urllib.parse import urlsplit
+
+    hint = ("use memory:// (one process) or redis://HOST:PORT/DB (also rediss://HOST:PORT/DB and "
+            "unix:///path/to/redis.sock)")
+    url = urlsplit(text.strip())
+    scheme = url.scheme.lower()
+    if scheme not in _STORE_SCHEMES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a store URL: {hint}")
+    try:
+        port = url.port
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the port is not a port (1-65535)") from None
+    if scheme == "memory":
+        if url.netloc or url.path or url.query:
+            raise argparse.ArgumentTypeError(f"{text!r}: the in-memory store takes no address; write memory://")
+        return None
+    if scheme == "unix":
+        if not url.path:
+            raise argparse.ArgumentTypeError(f"{text!r} names no socket file: write unix:///path/to/redis.sock")
+        return text.strip()
+    db = url.path.strip("/")
+    if not url.hostname or port == 0 or (db and not db.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Redis URL: write redis://HOST:PORT/DB, e.g. "
+                                         "redis://localhost:6379/0 (DB is a number)")
+    return text.strip()
+
+
+def _store_prefix(text: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9_.:-]+", text) is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a key prefix: letters, digits and _ . : - only, "
+                                         "e.g. tpm or team-a")
+    return text
+
+
 def _setting(text: str) -> tuple[str, object]:
     import json
 
@@ -218,6 +257,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--state-file", metavar="PATH",
                    help="keep the state across restarts: load it from PATH at start (if the file exists) and "
                         "write it there on shutdown and on POST /_mock/snapshot")
+    s.add_argument("--workers", type=_whole(1), default=1, metavar="N",
+                   help="processes answering on the port (default: 1); more than one needs a shared store "
+                        "(--store redis://...) and fork() (POSIX)")
+    s.add_argument("--store", type=_store_url, default=None, metavar="URL",
+                   help="where the state lives: memory:// (default: in this process) or redis://HOST:PORT/DB "
+                        "(also rediss:// and unix:///path/redis.sock), shared by every server on it")
+    s.add_argument("--store-prefix", type=_store_prefix, default="tpm", metavar="PREFIX",
+                   help="prefix of this fake's keys in a shared store, so several fakes share one Redis "
+                        "(default: tpm)")
     add_tls_arguments(s)
     v = sub.add_parser("verify", help="replay recorded exchanges (cassettes) against a fresh fake and report "
                                       "where its answers differ (exit 1)")
@@ -303,19 +351,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, UnicodeError) as exc:  # gaierror, or a name IDNA cannot encode
         return _fail(f"--host {args.host}: no such interface or host name ({exc}); "
                      "use an address such as 127.0.0.1 or 0.0.0.0")
+    if args.workers > 1 and (problem := _workers_refusal(args)):
+        return _fail(problem)
 
     config = config_from_args(args)
-    backend = MockBackend(config)
+    try:
+        backend = _backend(config, args)
+    except ControlError as exc:
+        return _fail(f"--store: {exc}")
     if args.state_file:
         problem = _load_state(backend, args.state_file)
         if problem:
+            _close(backend)
             return _fail(f"--state-file: {problem}")
     if args.fault_profile:
         try:
             rules = backend.faults.load_file(args.fault_profile)
         except ControlError as exc:
+            _close(backend)
             return _fail(f"--fault-profile: {exc}")
         print(f"target-profile-mock: {len(rules)} fault rule(s) queued from {args.fault_profile}", flush=True)
+    if args.workers > 1:
+        _close(backend)  # the parent holds no state: each worker opens the store after the fork
+        return _serve_workers(config, args)
     app = create_app(backend)
     if args.tls:
         from .certs import CertError
@@ -329,8 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(str(exc))
         except OSError as exc:
             return _fail(_listen_error(args.host, args.port, exc))
-        status = run_tls(front, ca, made, args, f"client code {config.client_code}, lifecycle "
-                         f"{config.lifecycle.spec()}, auth {'on' if config.auth else 'off'}", _stop)
+        status = run_tls(front, ca, made, args, _details(config, args), _stop)
         return _save_state(backend, status)
     try:
         _raise_open_files(args.connection_limit)
@@ -340,28 +397,115 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(_listen_error(args.host, args.port, exc))
     except ValueError as exc:  # waitress: a host it cannot bind, though it resolved
         return _fail(f"--host {args.host}: cannot listen there ({exc})")
-    host = server.effective_host  # type: ignore[attr-defined]
-    shown = f"[{host}]" if ":" in str(host) else host
     # handle the signals before printing the URL: a supervisor may stop the server as soon as it reads it;
     # SIGINT explicitly too, as a shell that starts us in the background leaves it ignored
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
-        print(f"target-profile-mock serving on http://{shown}:{server.effective_port}"  # type: ignore[attr-defined]
-              f" (client code {config.client_code}, lifecycle {config.lifecycle.spec()}, "
-              f"auth {'on' if config.auth else 'off'})", flush=True)
-        if config.random_tokens:
-            print("target-profile-mock: listening beyond loopback: profile API tokens are drawn at random "
-                  "(give --seed to make them repeat)", file=sys.stderr, flush=True)
-        if args.host not in LOOPBACK and not args.control_token:
-            print("target-profile-mock: warning: listening beyond loopback with an unlocked control API; "
-                  "anyone who reaches it can reset it (use --control-token)", file=sys.stderr, flush=True)
+        _announce(server.effective_host, server.effective_port, config, args)  # type: ignore[attr-defined]
         server.run()
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         server.close()
     status = _save_state(backend, 0)
+    _close(backend)
+    print("target-profile-mock stopped", flush=True)
+    return status
+
+
+def _workers_refusal(args: argparse.Namespace) -> str | None:
+    """Why ``--workers`` > 1 cannot be served with these options, if it cannot."""
+    from .workers import can_fork
+
+    if not can_fork():
+        return (f"--workers {args.workers}: this platform has no fork() (the workers are forked processes, "
+                "POSIX only); use --workers 1")
+    if args.store is None:
+        return (f"--workers {args.workers} needs a shared store: with the in-memory store each worker would be "
+                "a separate fake; add --store redis://HOST:PORT/DB (or use --workers 1)")
+    if args.tls:
+        return f"--workers {args.workers}: --tls serves from one process; use --workers 1 with --tls"
+    return None
+
+
+def _backend(config: MockConfig, args: argparse.Namespace) -> MockBackend:
+    """A backend on the store ``--store`` names (ControlError when it cannot be opened)."""
+    if args.store is None:
+        return MockBackend(config)
+    from .store import open_store
+
+    store = open_store(args.store, prefix=args.store_prefix)
+    return MockBackend(config, store=store)  # type: ignore[call-arg]
+
+
+def _close(backend: MockBackend) -> None:
+    store = getattr(backend, "store", None)
+    if store is not None:
+        store.close()
+
+
+def _details(config: MockConfig, args: argparse.Namespace) -> str:
+    """What the "serving on" line says of the server besides its URL."""
+    details = (f"client code {config.client_code}, lifecycle {config.lifecycle.spec()}, "
+               f"auth {'on' if config.auth else 'off'}")
+    if args.store is not None:
+        details += f", store {_shown_store(args.store)} prefix {args.store_prefix}"
+    if args.workers > 1:
+        details += f", {args.workers} workers"
+    return details
+
+
+def _shown_store(url: str) -> str:
+    """The store URL without its password, if it has one."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+
+
+def _announce(host: str, port: int, config: MockConfig, args: argparse.Namespace) -> None:
+    shown = f"[{host}]" if ":" in str(host) else host
+    print(f"target-profile-mock serving on http://{shown}:{port} ({_details(config, args)})", flush=True)
+    if config.random_tokens:
+        print("target-profile-mock: listening beyond loopback: profile API tokens are drawn at random "
+              "(give --seed to make them repeat)", file=sys.stderr, flush=True)
+    if args.host not in LOOPBACK and not args.control_token:
+        print("target-profile-mock: warning: listening beyond loopback with an unlocked control API; "
+              "anyone who reaches it can reset it (use --control-token)", file=sys.stderr, flush=True)
+
+
+def _serve_workers(config: MockConfig, args: argparse.Namespace) -> int:
+    """``--workers N``: the parent listens, forks the workers and waits for them; it writes the state
+    file, if any, once they have all stopped."""
+    from .workers import listen, run_workers
+
+    _raise_open_files(args.connection_limit)
+    try:
+        sock = listen(args.host, args.port)
+    except OSError as exc:
+        return _fail(_listen_error(args.host, args.port, exc))
+    host, port = sock.getsockname()[:2]
+
+    def build() -> tuple[object, Callable[[], None]]:
+        backend = _backend(config, args)
+        backend.state_file = args.state_file  # POST /_mock/snapshot writes it from whichever worker answers
+        return create_app(backend), lambda: _close(backend)
+
+    status = run_workers(sock, args.workers, build, lambda: _announce(host, port, config, args),
+                         threads=args.threads, connection_limit=args.connection_limit,
+                         channel_timeout=args.channel_timeout)
+    if args.state_file:
+        try:
+            backend = _backend(config, args)
+        except ControlError as exc:
+            print(f"target-profile-mock: error: --state-file not written: {exc}", file=sys.stderr, flush=True)
+            return 1
+        backend.state_file = args.state_file
+        status = _save_state(backend, status)
+        _close(backend)
     print("target-profile-mock stopped", flush=True)
     return status
 
@@ -385,7 +529,12 @@ def _load_state(backend: MockBackend, path: str) -> str | None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         return f"cannot write in {folder!r} (the folder must exist and be writable: the state is saved there)"
-    if os.path.exists(path):
+    store = getattr(backend, "store", None)
+    if os.path.exists(path) and store is not None and store.shared and backend.tenants():
+        # the shared store is the truth other servers on it work with: never roll it back to a file
+        print(f"target-profile-mock: the store already holds state; {path} was not loaded (it is written "
+              "from the store on shutdown)", flush=True)
+    elif os.path.exists(path):
         try:
             backend.load(path)
         except ControlError as exc:

@@ -72,7 +72,8 @@ def sleeping_fault_bound(threads: int) -> int:
 def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8080, threads: int = 8, *,
                 connection_limit: int = CONNECTION_LIMIT, channel_timeout: float = CHANNEL_TIMEOUT,
                 max_body_bytes: int | None = None, **options: Any) -> BaseWSGIServer:
-    """A waitress server bound to ``host:port`` (port 0 picks a free one).
+    """A waitress server bound to ``host:port`` (port 0 picks a free one), or serving the listening
+    ``sockets=[...]`` given in ``options``.
 
     Fault latency never takes more than ``threads - 2`` of the worker threads (at least one), so the
     control API, health and unfaulted calls go on answering while faults sleep.
@@ -92,7 +93,9 @@ def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8080, threads: 
     options.setdefault("cleanup_interval", max(1, min(10, int(channel_timeout))))
     # poll(), not select(): select() fails on descriptors above 1023, which a thousand connections reach
     options.setdefault("asyncore_use_poll", hasattr(select, "poll"))  # (not on Windows)
-    server = create_server(app, host=host, port=port, threads=threads, ident="target-profile-mock",
+    if "sockets" not in options:  # waitress takes listening sockets or an address, not both
+        options.update(host=host, port=port)
+    server = create_server(app, threads=threads, ident="target-profile-mock",
                            connection_limit=connection_limit, channel_timeout=channel_timeout,
                            # waitress refuses a Content-Length >= its limit: one more admits exactly the limit
                            max_request_body_size=max_body_bytes + 1, **options)
