@@ -244,6 +244,16 @@ def _assert_refused(proc: subprocess.CompletedProcess[str], *fragments: str) -> 
     (["--status-host", "edge:99999"], ["argument --status-host", "HOST:PORT"]),
     (["--control-token", "two words"], ["argument --control-token", "without spaces"]),
     (["--host", ""], ["argument --host", "127.0.0.1"]),
+    (["--workers", "0"], ["argument --workers", "'0' is not a whole number >= 1"]),
+    (["--workers", "two"], ["argument --workers", "whole number >= 1"]),
+    (["--store", "mysql://db/1"], ["argument --store", "'mysql://db/1' is not a store URL", "redis://HOST:PORT/DB"]),
+    (["--store", "localhost:6379"], ["argument --store", "is not a store URL", "memory://"]),
+    (["--store", "redis://localhost:99999/0"], ["argument --store", "the port is not a port"]),
+    (["--store", "redis://localhost:6379/zero"], ["argument --store", "DB is a number"]),
+    (["--store", "redis:///0"], ["argument --store", "is not a Redis URL"]),
+    (["--store", "memory://elsewhere"], ["argument --store", "takes no address"]),
+    (["--store", "unix://"], ["argument --store", "unix:///path/to/redis.sock"]),
+    (["--store-prefix", "team a"], ["argument --store-prefix", "'team a' is not a key prefix"]),
     (["--bogus"], ["unrecognized arguments: --bogus"]),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) and v and v[0].startswith("--") else None)
 def test_every_option_is_checked_with_one_line_and_exit_status_2(argv: list[str], fragments: list[str]) -> None:
