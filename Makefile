@@ -19,9 +19,9 @@ TEST_REQUIREMENTS = $(shell $(PYTHON) -c 'import shlex, tomllib; print(shlex.joi
 $(VENV)/.created:
 	$(LOCKED) sh -c '$(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet --upgrade pip'
 
-# a plain (non-editable) install, as users get it
+# a plain (non-editable) install, as users get it, with the redis extra (serve --store redis://...)
 $(VENV)/.installed: $(VENV)/.created $(SOURCES)
-	$(LOCKED) $(BIN)/python -m pip install --quiet .
+	$(LOCKED) $(BIN)/python -m pip install --quiet ".[redis]"
 
 # the extra's requirements only: installing ".[test]" would reinstall the package under a running `make serve`
 $(VENV)/.installed-test: $(VENV)/.installed

@@ -56,29 +56,35 @@ def _server() -> ServerProcess:
 def upload_and_follow(data: bytes, rows: int) -> tuple[float, int]:
     """Upload the batch to a fresh server, poll its status until complete; (seconds, peak RSS)."""
     with _server() as srv:
-        t = time.perf_counter()
-        status, body = request(srv.url + f"/m2/{TENANT}/v2/profile/batchUpdate", "POST", data, FORM)
-        if status != 200:
-            raise RuntimeError(f"the batch was refused ({status}): {body[:400]!r}")
-        m = re.search(rb"<batchStatus>(.*?)</batchStatus>", body)
-        if not m:
-            raise RuntimeError(f"no batchStatus in {body[:400]!r}")
-        status_url = m.group(1).decode().replace("&amp;", "&")
-        while True:
-            status, body = request(status_url)
-            if b"<status>complete</status>" in body:
-                break
-            if status != 200 or b"<status>stuck</status>" in body:
-                raise RuntimeError(f"status poll failed ({status}): {body[:400]!r}")
-            time.sleep(0.005)
-        elapsed = time.perf_counter() - t
-        peak = srv.peak_rss()
-        # outside the timing: the last row really reached the profile store
-        last = tnt_id(rows - 1)
-        status, body = request(srv.url + f"/rest/v1/profiles/{last}?client={TENANT}")
-        if status != 200 or b"loyaltyTier" not in body:
-            raise RuntimeError(f"row {rows} was not applied ({status}): {body[:300]!r}")
-    return elapsed, peak
+        elapsed = follow(srv, data, rows)
+        return elapsed, srv.peak_rss()
+
+
+def follow(srv: ServerProcess, data: bytes, rows: int) -> float:
+    """Upload the batch to ``srv`` (lifecycle ``immediate``, no bulk limit), poll its status until
+    complete, then check its last row reached the profiles; the seconds until complete."""
+    t = time.perf_counter()
+    status, body = request(srv.url + f"/m2/{TENANT}/v2/profile/batchUpdate", "POST", data, FORM)
+    if status != 200:
+        raise RuntimeError(f"the batch was refused ({status}): {body[:400]!r}")
+    m = re.search(rb"<batchStatus>(.*?)</batchStatus>", body)
+    if not m:
+        raise RuntimeError(f"no batchStatus in {body[:400]!r}")
+    status_url = m.group(1).decode().replace("&amp;", "&")
+    while True:
+        status, body = request(status_url)
+        if b"<status>complete</status>" in body:
+            break
+        if status != 200 or b"<status>stuck</status>" in body:
+            raise RuntimeError(f"status poll failed ({status}): {body[:400]!r}")
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - t
+    # outside the timing: the last row really reached the profile store
+    last = tnt_id(rows - 1)
+    status, body = request(srv.url + f"/rest/v1/profiles/{last}?client={TENANT}")
+    if status != 200 or b"loyaltyTier" not in body:
+        raise RuntimeError(f"row {rows} was not applied ({status}): {body[:300]!r}")
+    return elapsed
 
 
 def _chunks(data: bytes, size: int = 256 * 1024) -> Iterator[bytes]:

@@ -24,7 +24,7 @@ from common import BENCH, PYTHON, QUICK_ENV, ROOT, SUMMARY_ENV, ensure_wrk, mach
 
 #: In the order they run; a script that does not exist (yet) is skipped with a note.
 SCRIPTS = ("single.py", "plugin_overhead.py", "bulk.py", "strategies.py", "connections.py", "runners.py",
-           "memory.py", "delivery.py")
+           "memory.py", "delivery.py", "redis_store.py")
 
 
 def _accepts_quick(path: Path) -> bool:

@@ -149,8 +149,9 @@ def _size(text: str) -> int | None:
 _STORE_SCHEMES = ("memory", "redis", "rediss", "unix")
 
 
-def _store_url(text: str) -> str | None:
-    """A store URL: ``memory://`` (read as None, the default) or a Redis URL with a host (or a socket path)."""
+def parse_store_url(text: str) -> str | None:
+    """A store URL checked: ``memory://`` (read as None, the default) or a Redis URL with a host (or a
+    socket path); ValueError saying what is wrong and what would do."""
     from urllib.parse import urlsplit
 
     hint = ("use memory:// (one process) or redis://HOST:PORT/DB (also rediss://HOST:PORT/DB and "
@@ -158,24 +159,31 @@ def _store_url(text: str) -> str | None:
     url = urlsplit(text.strip())
     scheme = url.scheme.lower()
     if scheme not in _STORE_SCHEMES:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a store URL: {hint}")
+        raise ValueError(f"{text!r} is not a store URL: {hint}")
     try:
         port = url.port
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: the port is not a port (1-65535)") from None
+        raise ValueError(f"{text!r}: the port is not a port (1-65535)") from None
     if scheme == "memory":
         if url.netloc or url.path or url.query:
-            raise argparse.ArgumentTypeError(f"{text!r}: the in-memory store takes no address; write memory://")
+            raise ValueError(f"{text!r}: the in-memory store takes no address; write memory://")
         return None
     if scheme == "unix":
         if not url.path:
-            raise argparse.ArgumentTypeError(f"{text!r} names no socket file: write unix:///path/to/redis.sock")
+            raise ValueError(f"{text!r} names no socket file: write unix:///path/to/redis.sock")
         return text.strip()
     db = url.path.strip("/")
     if not url.hostname or port == 0 or (db and not db.isdigit()):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a Redis URL: write redis://HOST:PORT/DB, e.g. "
-                                         "redis://localhost:6379/0 (DB is a number)")
+        raise ValueError(f"{text!r} is not a Redis URL: write redis://HOST:PORT/DB, e.g. "
+                         "redis://localhost:6379/0 (DB is a number)")
     return text.strip()
+
+
+def _store_url(text: str) -> str | None:
+    try:
+        return parse_store_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _store_prefix(text: str) -> str:

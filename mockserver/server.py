@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 from flask import Flask
@@ -26,6 +26,9 @@ from waitress.utilities import RequestEntityTooLarge, RequestHeaderFieldsTooLarg
 from werkzeug.wsgi import ClosingIterator
 
 from .models.journal import JournalEntry, query_args
+
+if TYPE_CHECKING:
+    from .store import Store
 
 __all__ = ["CHANNEL_TIMEOUT", "CONNECTION_LIMIT", "LiveServer", "make_server", "tune_allocator"]
 
@@ -317,10 +320,24 @@ class _InFlight:
 
 
 class LiveServer:
-    """The app on a real socket, served from a daemon thread; ``url`` once started."""
+    """The app on a real socket, served from a daemon thread; ``url`` once started.
 
-    def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0, threads: int = 8,
-                 **options: Any) -> None:
+    Without an app, it builds one on ``store``: a store, or a URL for ``open_store`` (``redis://...``),
+    which the server then owns and closes when it stops.
+    """
+
+    def __init__(self, app: Flask | None = None, host: str = "127.0.0.1", port: int = 0, threads: int = 8, *,
+                 store: Store | str | None = None, **options: Any) -> None:
+        self._own_store: Store | None = None
+        if app is None:
+            from .app import create_app
+            from .store import open_store
+
+            if store is None or isinstance(store, str):
+                store = self._own_store = open_store(store)
+            app = create_app(store=store)
+        elif store is not None:
+            raise ValueError("give LiveServer an app, or a store to build one on, not both")
         self.app = app
         self.host = host
         self.port = port
@@ -384,6 +401,8 @@ class LiveServer:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._own_store is not None:
+            self._own_store.close()
 
     def __enter__(self) -> LiveServer:
         return self.start()

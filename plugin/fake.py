@@ -14,6 +14,8 @@ from .options import Settings
 from .wsgi import WsgiBridge
 
 if TYPE_CHECKING:
+    from target_profile_mock.mockserver.store import Store
+
     from .intercept import HttpxPatch, RequestsInterceptor
     from .urllib3_route import Urllib3Patch
 
@@ -45,8 +47,9 @@ class SessionFake:
     _urllib3_patch: Urllib3Patch | None = None
 
     @classmethod
-    def build(cls, config: MockConfig | None = None) -> SessionFake:
-        backend = MockBackend(config or MockConfig())
+    def build(cls, config: MockConfig | None = None, *, store: Store | None = None) -> SessionFake:
+        """A backend (on ``store``, default in memory) and its app; ``close()`` empties and closes a store."""
+        backend = MockBackend(config or MockConfig(), store=store)
         app = create_app(backend)
         # only a latency fault makes the fake take wall-clock time over a call
         bridge = WsgiBridge(app, may_stall=lambda: len(backend.faults) > 0)
@@ -60,6 +63,9 @@ class SessionFake:
         if self.server is not None:
             self.server.stop()
             self.server = None
+        if self.backend.store.shared:  # leave no state behind in a store others use
+            self.backend.reset()
+            self.backend.store.close()
 
     def interceptor(self, *, block: bool) -> RequestsInterceptor:
         """The route from ``requests`` into the app, with a fresh ``responses`` mock for a new test."""

@@ -53,11 +53,19 @@ _OPTIONS = (
 )
 
 
+_STORE_HELP = ("where target_profile_server keeps its state: memory:// (default) or redis://HOST:PORT/DB, "
+               "under a key prefix of its own per session")
+_STORE = pytest.StashKey["str | None"]()
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("target_profiles", "target-profile-mock: a fake Adobe Target Profile API")
     for ini, flag, dest, help_text in _OPTIONS:
         parser.addini(ini, help_text, default=None)
         group.addoption(flag, dest=f"target_profiles_{dest}", default=None, metavar="VALUE", help=help_text)
+    parser.addini("target_profiles_store", _STORE_HELP, default=None)
+    group.addoption("--target-profiles-store", dest="target_profiles_store", default=None, metavar="URL",
+                    help=_STORE_HELP)
     group.addoption("--target-profiles-live", dest="target_profiles_live", action="store_true", default=False,
                     help="run the tests marked target_profiles(verified=True) against the real Target configured "
                          "by the TARGET_PROFILES_LIVE_* environment variables, and deselect the others")
@@ -83,6 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
             except OptionError as exc:
                 raise pytest.UsageError(f"{source}: {exc}") from None
     config.stash[_DEFAULTS] = Settings().merge(**given)
+    config.stash[_STORE] = _store_option(config)
     notes: list[tuple[str, str]] = []
     config.stash[_NOTES] = notes
     config.pluginmanager.register(_Notes(notes), "target_profiles_notes")
@@ -90,6 +99,21 @@ def pytest_configure(config: pytest.Config) -> None:
         from . import live
 
         live.configure(config)
+
+
+def _store_option(config: pytest.Config) -> str | None:
+    """The live server's store URL from the command line or ini, checked (None: in memory)."""
+    value, source = config.getoption("target_profiles_store"), "--target-profiles-store"
+    if value is None:
+        value, source = config.getini("target_profiles_store"), "target_profiles_store"
+    if not value:
+        return None
+    from target_profile_mock.mockserver.cli import parse_store_url
+
+    try:
+        return parse_store_url(str(value))
+    except ValueError as exc:
+        raise pytest.UsageError(f"{source}: {exc}") from None
 
 
 # --- settings ---------------------------------------------------------------------------------------
@@ -142,11 +166,28 @@ def target_profile_server_address() -> tuple[str, int]:
 
 
 @pytest.fixture(scope="session")
-def target_profile_server_fake(target_profile_server_address: tuple[str, int]) -> Iterator[SessionFake]:
-    """A separate backend and app served over HTTP from a background thread, once per session."""
+def target_profile_server_fake(target_profile_server_address: tuple[str, int],
+                               pytestconfig: pytest.Config) -> Iterator[SessionFake]:
+    """A separate backend and app served over HTTP from a background thread, once per session; on the
+    store ``--target-profiles-store`` names, under a key prefix of this session's own."""
     from .fake import SessionFake
 
-    fake = SessionFake.build().serve(*target_profile_server_address)
+    url = pytestconfig.stash.get(_STORE, None)
+    store = None
+    if url is not None:
+        import os
+        import socket
+
+        from target_profile_mock.mockserver.errors import ControlError
+        from target_profile_mock.mockserver.store import open_store
+
+        # per session (and so per xdist worker): each resets its fake for every test
+        prefix = f"tpm-pytest-{socket.gethostname()}-{os.getpid()}"
+        try:
+            store = open_store(url, prefix=prefix)
+        except ControlError as exc:
+            pytest.fail(f"target_profile_server: {exc}", pytrace=False)
+    fake = SessionFake.build(store=store).serve(*target_profile_server_address)
     yield fake
     fake.close()
 

@@ -135,3 +135,14 @@ def test_side_by_side_refuses_a_base_that_does_not_import_from_itself(tmp_path):
 
 def _number(text: str) -> float:
     return float(text.split()[0].replace(",", ""))
+
+
+def test_redis_store_script_prints_figure_11():
+    from redis_server import require_redis
+
+    require_redis()
+    out = _run("bench/redis_store.py", "--quick", "--python-client", timeout=180)
+    for line in ("single update: throughput, 2 workers on Redis vs memory", "CPU over the Redis runs: redis-server",
+                 "bulk end to end: Redis time vs memory", "peak RSS of each Redis worker",
+                 "one PING through redis-py", "single update: what Redis adds"):
+        assert line in out

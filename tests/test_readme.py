@@ -30,10 +30,12 @@ import select
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,8 +122,13 @@ def test_shell_example(block: Block, live_url: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def _is_redis_serve(block: Block) -> bool:
+    return _kind(block) == "serve" and "redis" in (block.marker or "").split()[1:]
+
+
 def _serve_lines() -> list[pytest.param]:
-    return [pytest.param(line, id=f"{b.id}:{line.split()[0]}") for b in blocks() if _kind(b) == "serve"
+    return [pytest.param(line, id=f"{b.id}:{line.split()[0]}") for b in blocks()
+            if _kind(b) == "serve" and not _is_redis_serve(b)
             for line in b.code.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
@@ -132,20 +139,23 @@ def _server_options(line: str) -> dict[str, str]:
     return {w: v for w, v in itertools.pairwise(words) if w.startswith("--")}
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
-@pytest.mark.parametrize("line", _serve_lines())
-def test_serve_example(line: str) -> None:
+def _venv_command(line: str) -> str:
+    """A README command line as it runs here: this environment stands for .venv (and make reinstalls
+    nothing), and ``--port 8080`` picks a free port."""
     venv = Path(sys.prefix)
     if not (venv / "bin" / "target-profile-mock").exists():
         pytest.skip(f"{venv}/bin/target-profile-mock is not installed (pip install . into this environment)")
-    if line.startswith("make ") and shutil.which("make") is None:
+    if "make " in line and shutil.which("make") is None:
         pytest.skip("make is not installed")
+    where = shlex.quote(str(venv))
     cmd = line.replace("--port 8080", "--port 0").replace(".venv/", f"{venv}/")
-    if cmd.startswith("make "):
-        # this environment stands for .venv, and it is not reinstalled
-        where = shlex.quote(str(venv))
-        cmd = f"make --no-print-directory VENV={where} -o {where}/.installed {cmd[5:]}"
+    return re.sub(r"(^|& )make ", rf"\1make --no-print-directory VENV={where} -o {where}/.installed ", cmd)
+
+
+@contextmanager
+def _started(cmd: str) -> Iterator[str]:
+    """Run ``cmd`` with bash in a session of its own until it prints the server's URL; the URL. Every
+    process it started is stopped after."""
     env = {**os.environ, "PYTHONPATH": str(README.parent), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(["bash", "-c", cmd], cwd=README.parent, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
@@ -157,13 +167,51 @@ def test_serve_example(line: str) -> None:
             ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
             assert ready and proc.poll() is None, f"no URL within 30 s: {lines}"
             lines.append(proc.stdout.readline())
-        settings = requests.get(m.group(1) + "/_mock/settings", timeout=5).json()
-        options = _server_options(line)
-        assert settings["client_code"] == options.get("--client-code", "demo")
-        assert settings["lifecycle"] == options.get("--lifecycle", "seconds=2")
+        yield m.group(1)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
+@pytest.mark.parametrize("line", _serve_lines())
+def test_serve_example(line: str) -> None:
+    with _started(_venv_command(line)) as url:
+        settings = requests.get(url + "/_mock/settings", timeout=5).json()
+        options = _server_options(line)
+        assert settings["client_code"] == options.get("--client-code", "demo")
+        assert settings["lifecycle"] == options.get("--lifecycle", "seconds=2")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
+@pytest.mark.parametrize("block", [b for b in blocks() if _is_redis_serve(b)], ids=lambda b: b.id)
+def test_redis_serve_example(block: Block) -> None:
+    """The one command that starts Redis and the server on it: Redis on a free port instead of 6380."""
+    from redis_server import redis_server_path
+
+    if redis_server_path() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI needs redis-server (apt-get install redis-server; see .ci/run)")
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    line = block.code.strip()
+    assert "\n" not in line and "6380" in line, "the Redis example is one command line using port 6380"
+    with _started(_venv_command(line.replace("6380", str(port)))) as url:
+        pids = set()
+        for _ in range(200):
+            pids.add(requests.get(url + "/_mock/health", headers={"Connection": "close"},
+                                  timeout=5).headers["X-Mock-Worker"])
+            if len(pids) == 2:
+                break
+        assert len(pids) == int(_server_options(line)["--workers"]) == 2
+        requests.post(url + "/_mock/tenants/r/profiles", json={"thirdPartyId": "r1"}, timeout=5).raise_for_status()
+        import redis
+
+        assert redis.Redis(port=port).keys("tpm:*"), "the state is in the Redis the command started"
 
 
 TLS_PORT = "8443"
