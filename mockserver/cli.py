@@ -12,7 +12,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .app import create_app
 from .backend import ControlError, MockBackend
@@ -382,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers > 1:
         _close(backend)  # the parent holds no state: each worker opens the store after the fork
         return _serve_workers(config, args)
-    app = create_app(backend)
+    app = _app(backend)
     if args.tls:
         from .certs import CertError
         from .front import run_tls, start_tls
@@ -439,18 +439,23 @@ def _workers_refusal(args: argparse.Namespace) -> str | None:
 
 def _backend(config: MockConfig, args: argparse.Namespace) -> MockBackend:
     """A backend on the store ``--store`` names (ControlError when it cannot be opened)."""
-    if args.store is None:
-        return MockBackend(config)
     from .store import open_store
 
-    store = open_store(args.store, prefix=args.store_prefix)
-    return MockBackend(config, store=store)  # type: ignore[call-arg]
+    return MockBackend(config, store=open_store(args.store, prefix=args.store_prefix))
+
+
+def _app(backend: MockBackend) -> Any:
+    """The WSGI app the server runs over ``backend``."""
+    app = create_app(backend)
+    if backend.store.shared:
+        from .workers import SharedState
+
+        return SharedState(app, backend)
+    return app
 
 
 def _close(backend: MockBackend) -> None:
-    store = getattr(backend, "store", None)
-    if store is not None:
-        store.close()
+    backend.store.close()
 
 
 def _details(config: MockConfig, args: argparse.Namespace) -> str:
@@ -500,7 +505,7 @@ def _serve_workers(config: MockConfig, args: argparse.Namespace) -> int:
     def build() -> tuple[object, Callable[[], None]]:
         backend = _backend(config, args)
         backend.state_file = args.state_file  # POST /_mock/snapshot writes it from whichever worker answers
-        return create_app(backend), lambda: _close(backend)
+        return _app(backend), lambda: _close(backend)
 
     status = run_workers(sock, args.workers, build, lambda: _announce(host, port, config, args),
                          threads=args.threads, connection_limit=args.connection_limit,
@@ -537,8 +542,7 @@ def _load_state(backend: MockBackend, path: str) -> str | None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         return f"cannot write in {folder!r} (the folder must exist and be writable: the state is saved there)"
-    store = getattr(backend, "store", None)
-    if os.path.exists(path) and store is not None and store.shared and backend.tenants():
+    if os.path.exists(path) and backend.store.shared and backend.tenants():
         # the shared store is the truth other servers on it work with: never roll it back to a file
         print(f"target-profile-mock: the store already holds state; {path} was not loaded (it is written "
               "from the store on shutdown)", flush=True)

@@ -138,9 +138,10 @@ def _number(text: str) -> float:
 
 
 def test_redis_store_script_prints_figure_11():
-    from redis_server import require_redis
+    from redis_server import redis_server_path
 
-    require_redis()
+    if redis_server_path() is None:  # (tests/test_redis_serving.py fails CI without it)
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
     out = _run("bench/redis_store.py", "--quick", "--python-client", timeout=180)
     for line in ("single update: throughput, 2 workers on Redis vs memory", "CPU over the Redis runs: redis-server",
                  "bulk end to end: Redis time vs memory", "peak RSS of each Redis worker",
