@@ -14,6 +14,7 @@ import select
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
@@ -99,6 +100,8 @@ def run_workers(sock: socket.socket, workers: int, build: Callable[[], tuple[Any
     own stops the others: a server silently down to fewer workers would be harder to notice.
     """
     read_end, write_end = os.pipe()
+    # the workers watch this pipe: its end here closes with the parent, however it ends (even kill -9)
+    watched, held = os.pipe()
     children: list[int] = []
     stopping = False
 
@@ -116,13 +119,15 @@ def run_workers(sock: socket.socket, workers: int, build: Callable[[], tuple[Any
             pid = os.fork()
             if pid == 0:
                 os.close(read_end)
-                _worker(sock, write_end, build, old_mask, server_options)
+                os.close(held)
+                _worker(sock, write_end, watched, build, old_mask, server_options)
             children.append(pid)
         for sig in _SIGNALS:
             signal.signal(sig, forward)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     os.close(write_end)
+    os.close(watched)
     sock.close()  # the workers hold it; the parent answers nothing
 
     status = _await_start(read_end, children, workers)
@@ -149,6 +154,7 @@ def run_workers(sock: socket.socket, workers: int, build: Callable[[], tuple[Any
             status = status or (code if code > 0 else 1)
     for sig in _SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
+    os.close(held)
     return status
 
 
@@ -173,10 +179,16 @@ def _await_start(read_end: int, children: list[int], workers: int) -> int | None
     return None
 
 
-def _worker(sock: socket.socket, ready: int, build: Callable[[], tuple[Any, Callable[[], None]]],
+def _worker(sock: socket.socket, ready: int, parent: int, build: Callable[[], tuple[Any, Callable[[], None]]],
             mask: Iterable[signal.Signals], server_options: dict[str, Any]) -> NoReturn:
-    """A forked worker: build the app, serve ``sock`` until SIGTERM/SIGINT, exit without returning."""
+    """A forked worker: build the app, serve ``sock`` until SIGTERM/SIGINT or until the parent is gone
+    (``parent`` reads end of file), exit without returning."""
     status = 0
+
+    def orphaned() -> None:
+        with contextlib.suppress(OSError):
+            os.read(parent, 1)
+        os.kill(os.getpid(), signal.SIGTERM)
 
     def stop(signum: int, frame: object) -> None:
         for sig in _SIGNALS:  # the first signal stops the worker; a second must not break its shutdown
@@ -187,6 +199,7 @@ def _worker(sock: socket.socket, ready: int, build: Callable[[], tuple[Any, Call
         for sig in _SIGNALS:
             signal.signal(sig, stop)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        threading.Thread(target=orphaned, name="parent-watch", daemon=True).start()
         release: Callable[[], None] = lambda: None  # noqa: E731
         try:
             app, release = build()

@@ -10,6 +10,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -147,6 +148,31 @@ def test_a_worker_that_dies_stops_the_server(redis_url: str) -> None:
             os.kill(int(survivor), 0)
 
 
+def running(pid: int) -> bool:
+    """Whether the process still runs (a zombie waiting for its new parent to reap it does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def test_the_workers_stop_when_the_parent_is_killed(redis_url: str) -> None:
+    with fakes(redis_url, ("--workers", "2")) as (server,):
+        pids = [int(pid) for pid in worker_pids(server.url)]
+        server.proc.kill()
+        server.proc.wait(10)
+        deadline = time.monotonic() + 20
+        while any(running(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(running(pid) for pid in pids)
+
+
 def test_an_unreachable_redis_is_one_line_naming_it() -> None:
     url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     for workers in ("1", "2"):
@@ -221,6 +247,18 @@ def test_workers_need_nothing_of_the_parent_to_answer(redis_url: str) -> None:
         finally:
             os.kill(server.proc.pid, signal.SIGCONT)
         assert server.stop(signal.SIGTERM) == 0
+
+
+def test_live_server_on_a_store_url(redis_url: str) -> None:
+    from target_profile_mock import LiveServer, create_app
+
+    with LiveServer(store=redis_url) as one, LiveServer(store=redis_url) as two:
+        backend = one.app.config["BACKEND"]
+        assert backend.store.shared and backend.store is not two.app.config["BACKEND"].store
+        fresh("POST", one.url + "/_mock/tenants/ls/profiles", json={"thirdPartyId": "l1"}).raise_for_status()
+        assert fresh("GET", two.url + FETCH.format("l1", "ls")).status_code == 200
+    with pytest.raises(ValueError, match="an app, or a store to build one on, not both"):
+        LiveServer(create_app(), store=redis_url)
 
 
 def test_ci_has_redis() -> None:

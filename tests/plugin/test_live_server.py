@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import Run
 
 
@@ -125,3 +126,33 @@ def test_a_body_the_server_refuses_before_the_app_fails_the_test_as_a_contract_e
     ''')
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*error batch.too-large*"])
+
+
+def test_live_server_on_a_redis_store(run: Run, redis_url: str) -> None:
+    import redis
+
+    result = run('''
+        import redis, requests
+
+        def keys():
+            return redis.Redis.from_url(REDIS).keys("tpm-pytest-*")
+
+        def test_state_in_redis(target_profile_server):
+            assert target_profile_server.backend.store.shared
+            target_profile_server.seed_profile("c-1", attributes={"tier": "gold"})
+            r = requests.get(f"{target_profile_server.url}/rest/v1/profiles/thirdPartyId/c-1?client=demo")
+            assert r.json()["profileAttributes"]["tier"]["value"] == "gold"
+            assert any(k.endswith(b":tenant:demo") for k in keys())
+
+        def test_reset_between_tests(target_profile_server):
+            assert target_profile_server.profiles() == []
+            assert not any(k.endswith(b":tenant:demo") for k in keys())
+    '''.replace("REDIS", repr(redis_url)), "--target-profiles-store", redis_url)
+    result.assert_outcomes(passed=2)
+    assert not [k for k in redis.Redis.from_url(redis_url).keys("tpm-pytest-*") if b":tenant:" in k]
+
+
+def test_a_bad_store_option_is_a_usage_error(run: Run) -> None:
+    result = run("def test_x(): pass", "--target-profiles-store", "mysql://db/0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--target-profiles-store: 'mysql://db/0' is not a store URL*"])
