@@ -60,11 +60,12 @@ def upload_and_follow(data: bytes, rows: int) -> tuple[float, int]:
         return elapsed, srv.peak_rss()
 
 
-def follow(srv: ServerProcess, data: bytes, rows: int) -> float:
+def follow(srv: ServerProcess, data: bytes, rows: int, timeout: float = 120.0) -> float:
     """Upload the batch to ``srv`` (lifecycle ``immediate``, no bulk limit), poll its status until
-    complete, then check its last row reached the profiles; the seconds until complete."""
+    complete, then check its last row reached the profiles; the seconds until complete (``timeout``:
+    at most this long for each request)."""
     t = time.perf_counter()
-    status, body = request(srv.url + f"/m2/{TENANT}/v2/profile/batchUpdate", "POST", data, FORM)
+    status, body = request(srv.url + f"/m2/{TENANT}/v2/profile/batchUpdate", "POST", data, FORM, timeout=timeout)
     if status != 200:
         raise RuntimeError(f"the batch was refused ({status}): {body[:400]!r}")
     m = re.search(rb"<batchStatus>(.*?)</batchStatus>", body)
@@ -72,7 +73,7 @@ def follow(srv: ServerProcess, data: bytes, rows: int) -> float:
         raise RuntimeError(f"no batchStatus in {body[:400]!r}")
     status_url = m.group(1).decode().replace("&amp;", "&")
     while True:
-        status, body = request(status_url)
+        status, body = request(status_url, timeout=timeout)
         if b"<status>complete</status>" in body:
             break
         if status != 200 or b"<status>stuck</status>" in body:
@@ -81,7 +82,7 @@ def follow(srv: ServerProcess, data: bytes, rows: int) -> float:
     elapsed = time.perf_counter() - t
     # outside the timing: the last row really reached the profile store
     last = tnt_id(rows - 1)
-    status, body = request(srv.url + f"/rest/v1/profiles/{last}?client={TENANT}")
+    status, body = request(srv.url + f"/rest/v1/profiles/{last}?client={TENANT}", timeout=timeout)
     if status != 200 or b"loyaltyTier" not in body:
         raise RuntimeError(f"row {rows} was not applied ({status}): {body[:300]!r}")
     return elapsed
