@@ -95,6 +95,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime (fields 14 and 15)
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine so far, all cores (``/proc/stat``)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / _TICK, (idle + iowait) / _TICK
+
+
 def own_cpu() -> float:
     """CPU of this process and of its finished children (the load generator: wrk, or Python threads)."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -135,17 +142,21 @@ def figure_a(url: str, redis_pid: int, duration: float, rounds: int, connections
             _seed(srv.url)
             load(srv.url + UPDATE, connections=connections, duration=min(1.0, duration), use_wrk=use_wrk)
         results: dict[str, list[LoadResult]] = {"memory": [], "redis": []}
-        cpu: dict[str, float] = {"workers": 0.0, "redis-server": 0.0, "load": 0.0, "wall": 0.0}
+        cpu: dict[str, float] = {"workers": 0.0, "redis-server": 0.0, "load": 0.0, "wall": 0.0, "busy": 0.0,
+                                 "idle": 0.0}
         per_worker = {pid: 0.0 for pid in workers}
 
         def run(which: str, srv: ServerProcess) -> float:
             before = {pid: cpu_seconds(pid) for pid in [*workers, redis_pid]}
-            mine, t = own_cpu(), time.perf_counter()
+            mine, t, (busy, idle) = own_cpu(), time.perf_counter(), machine_cpu()
             r = load(srv.url + UPDATE, connections=connections, duration=duration, use_wrk=use_wrk)
             if r.errors:
                 raise RuntimeError(f"{which}: {r.errors} failed requests")
             if which == "redis":
                 cpu["wall"] += time.perf_counter() - t
+                now_busy, now_idle = machine_cpu()
+                cpu["busy"] += now_busy - busy
+                cpu["idle"] += now_idle - idle
                 cpu["load"] += own_cpu() - mine
                 cpu["redis-server"] += cpu_seconds(redis_pid) - before[redis_pid]
                 for pid in workers:
@@ -172,6 +183,10 @@ def figure_a(url: str, redis_pid: int, duration: float, rounds: int, connections
                f"{cpu['redis-server']:.1f} s ({100 * cpu['redis-server'] / wall:.0f}%)")
         report(f"CPU over the Redis runs: load generator ({tool}) and this script",
                f"{cpu['load']:.1f} s ({100 * cpu['load'] / wall:.0f}%)")
+        others = cpu["busy"] - cpu["workers"] - cpu["redis-server"] - cpu["load"]
+        report("CPU over the Redis runs: other processes on the machine",
+               f"{max(0.0, others):.1f} s ({100 * max(0.0, others) / wall:.0f}%)")
+        report("CPU over the Redis runs: idle", f"{cpu['idle']:.1f} s ({100 * cpu['idle'] / wall:.0f}%)")
 
 
 # --- b. bulk ------------------------------------------------------------------------------------------

@@ -329,7 +329,7 @@ def test_help_lists_the_documented_options() -> None:
     proc = subprocess.run([sys.executable, "-m", "target_profile_mock", "serve", "--help"], capture_output=True,
                           text=True, timeout=30, env=_env(), cwd=ROOT)
     assert proc.returncode == 0
-    for option in ("--host", "--port", "--client-code", "--auth"):
+    for option in ("--host", "--port", "--client-code", "--auth", "--workers", "--store", "--store-prefix"):
         assert option in proc.stdout
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 from target_profile_mock.contracts.xmlbodies import parse_batch_status, parse_response
+from target_profile_mock.mockserver import create_app
 from test_cli import Server, _assert_refused, _run, serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="fork and POSIX signals")]
@@ -97,6 +98,16 @@ def check_one_fake(a: str, b: str) -> None:
     answers = at_once([lambda base=base: fresh("GET", base + FETCH.format("nobody", "t3")) for base in (b, a) * 4])
     assert sorted(r.status_code for r in answers) == [404] * 7 + [502]
     assert fresh("GET", b + "/_mock/faults").json() == []
+
+    # a seeded probability draws the same sequence whichever process answers: the one a lone fake draws
+    fault = {"kind": "status", "status": 503, "operation": "fetch", "tenant": "t4", "probability": 0.5, "seed": 7}
+    alone = create_app().test_client()
+    alone.post("/_mock/faults", json=fault)
+    expected = [alone.get(FETCH.format("nobody", "t4")).status_code for _ in range(12)]
+    assert 404 in expected and 503 in expected
+    fresh("POST", b + "/_mock/faults", json=fault).raise_for_status()
+    assert [fresh("GET", base + FETCH.format("nobody", "t4")).status_code for base in (a, b) * 6] == expected
+    fresh("DELETE", a + "/_mock/faults").raise_for_status()
 
     # a clock advance through one is seen by the other
     before = fresh("GET", b + "/_mock/clock").json()["now"]
@@ -250,7 +261,7 @@ def test_workers_need_nothing_of_the_parent_to_answer(redis_url: str) -> None:
 
 
 def test_live_server_on_a_store_url(redis_url: str) -> None:
-    from target_profile_mock import LiveServer, create_app
+    from target_profile_mock import LiveServer
 
     with LiveServer(store=redis_url) as one, LiveServer(store=redis_url) as two:
         backend = one.app.config["BACKEND"]
