@@ -12,7 +12,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from .app import create_app
 from .backend import ControlError, MockBackend
@@ -382,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers > 1:
         _close(backend)  # the parent holds no state: each worker opens the store after the fork
         return _serve_workers(config, args)
-    app = _app(backend)
+    app = create_app(backend)
     if args.tls:
         from .certs import CertError
         from .front import run_tls, start_tls
@@ -444,16 +444,6 @@ def _backend(config: MockConfig, args: argparse.Namespace) -> MockBackend:
     return MockBackend(config, store=open_store(args.store, prefix=args.store_prefix))
 
 
-def _app(backend: MockBackend) -> Any:
-    """The WSGI app the server runs over ``backend``."""
-    app = create_app(backend)
-    if backend.store.shared:
-        from .workers import SharedState
-
-        return SharedState(app, backend)
-    return app
-
-
 def _close(backend: MockBackend) -> None:
     backend.store.close()
 
@@ -505,7 +495,7 @@ def _serve_workers(config: MockConfig, args: argparse.Namespace) -> int:
     def build() -> tuple[object, Callable[[], None]]:
         backend = _backend(config, args)
         backend.state_file = args.state_file  # POST /_mock/snapshot writes it from whichever worker answers
-        return _app(backend), lambda: _close(backend)
+        return create_app(backend), lambda: _close(backend)
 
     status = run_workers(sock, args.workers, build, lambda: _announce(host, port, config, args),
                          threads=args.threads, connection_limit=args.connection_limit,

@@ -91,6 +91,8 @@ def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8080, threads: 
     backend = inner.config.get("BACKEND") if isinstance(inner, Flask) else None
     if backend is not None:
         backend.faults.max_sleeping = sleeping_fault_bound(threads)
+    if backend is not None and backend.store.shared:
+        app = SharedState(app, backend)  # type: ignore[assignment]
     if max_body_bytes is None:
         max_body_bytes = backend.config.batch_max_bytes if backend is not None else LIMITS.batch_max_bytes
     options.setdefault("cleanup_interval", max(1, min(10, int(channel_timeout))))
@@ -281,6 +283,26 @@ class _Channel(HTTPChannel):
                 self.will_close = True
             return True
         return super().received(data)  # type: ignore[no-any-return]
+
+
+class SharedState:
+    """WSGI middleware for a backend on a shared store: each request starts from the store's latest state.
+
+    The model reads and writes inside store transactions, which bring in what other processes changed;
+    but a few reads come before any transaction (whether faults are queued, which sends a call down the
+    fast path or not; ``GET /_mock/clock``), and in a process that has not had a transaction since
+    another changed the state they would see the old one. An empty transaction first (one round trip
+    when nothing changed) brings it in.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], backend: Any) -> None:
+        self.app = app  # make_server finds the Flask app (and its backend) through ``.app``
+        self.lock = backend.lock
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        with self.lock:
+            pass
+        return self.app(environ, start_response)
 
 
 class _InFlight:

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 from .errors import ControlError
 from .server import make_server
 
-__all__ = ["WORKER_HEADER", "SharedState", "WorkerHeader", "can_fork", "listen", "run_workers"]
+__all__ = ["WORKER_HEADER", "WorkerHeader", "can_fork", "listen", "run_workers"]
 
 #: The control API's answers from a pre-forked worker carry this header: the pid of the worker that answered.
 WORKER_HEADER = "X-Mock-Worker"
@@ -68,26 +68,6 @@ class WorkerHeader:
             return start_response(status, [*headers, self.header], exc_info)
 
         return self.app(environ, start)
-
-
-class SharedState:
-    """WSGI middleware for a backend on a shared store: each request starts from the store's latest state.
-
-    The model reads and writes inside store transactions, which bring in what other processes changed;
-    but a few reads come before any transaction (whether faults are queued, which sends a call down the
-    fast path or not; ``GET /_mock/clock``), and in a process that has not had a transaction since
-    another changed the state they would see the old one. An empty transaction first (one round trip
-    when nothing changed) brings it in.
-    """
-
-    def __init__(self, app: Callable[..., Iterable[bytes]], backend: Any) -> None:
-        self.app = app  # make_server finds the Flask app (and its backend) through ``.app``
-        self.lock = backend.lock
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        with self.lock:
-            pass
-        return self.app(environ, start_response)
 
 
 def run_workers(sock: socket.socket, workers: int, build: Callable[[], tuple[Any, Callable[[], None]]],
@@ -136,6 +116,7 @@ def run_workers(sock: socket.socket, workers: int, build: Callable[[], tuple[Any
         on_ready()
         status = 0
     else:
+        status = 0 if stopping else status  # stopped by a signal while starting: a clean stop
         forward(signal.SIGTERM, None)
     running = set(children)
     while running:
