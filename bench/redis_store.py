@@ -1,7 +1,8 @@
 """Figure 11, the Redis store: the standalone server on Redis (``--store redis://...``) side by side with
 the in-memory one, in one run.
 
-a. single update throughput and p99: one in-memory process vs ``--workers 2`` on Redis, same load
+a. single update throughput and p99: one in-memory process vs ``--workers 2`` on Redis (and
+   ``--workers 1``, to show what the second worker adds), same load
    generator (wrk when present), median of alternating runs; and where the CPU went over the Redis
    runs (the workers, redis-server, the load generator), read from ``/proc/<pid>/stat``;
 b. a 500,000-row v2 batch end to end (upload, poll until complete, apply) through Redis vs in memory,
@@ -133,15 +134,16 @@ def _fmt(r: LoadResult) -> str:
 
 
 def figure_a(url: str, redis_pid: int, duration: float, rounds: int, connections: int, use_wrk: bool) -> None:
-    heading(f"11a. Single update: one in-memory process vs --workers 2 on Redis, {connections} keep-alive "
+    heading(f"11a. Single update: one in-memory process vs --workers 2 (and 1) on Redis, {connections} keep-alive "
             f"connections, {rounds} alternating rounds of {duration:g} s")
     with mock_server("--client-code", TENANT) as memory, \
-            redis_server_of(url, 0, "bench-a", "--workers", "2") as shared:
+            redis_server_of(url, 0, "bench-a", "--workers", "2") as shared, \
+            redis_server_of(url, 3, "bench-a1") as single:
         workers = workers_of(shared)
-        for srv in (memory, shared):
+        for srv in (memory, shared, single):
             _seed(srv.url)
             load(srv.url + UPDATE, connections=connections, duration=min(1.0, duration), use_wrk=use_wrk)
-        results: dict[str, list[LoadResult]] = {"memory": [], "redis": []}
+        results: dict[str, list[LoadResult]] = {"memory": [], "redis": [], "redis, 1 worker": []}
         cpu: dict[str, float] = {"workers": 0.0, "redis-server": 0.0, "load": 0.0, "wall": 0.0, "busy": 0.0,
                                  "idle": 0.0}
         per_worker = {pid: 0.0 for pid in workers}
@@ -166,15 +168,20 @@ def figure_a(url: str, redis_pid: int, duration: float, rounds: int, connections
             results[which].append(r)
             return r.rps
 
-        rps = alternate(rounds, {"memory": lambda: run("memory", memory), "redis": lambda: run("redis", shared)})
+        rps = alternate(rounds, {"memory": lambda: run("memory", memory), "redis": lambda: run("redis", shared),
+                                 "redis, 1 worker": lambda: run("redis, 1 worker", single)})
         tool = results["memory"][0].tool
         mem_rps, red_rps = median(rps["memory"]), median(rps["redis"])
         mem_p99 = median([r.p99_ms for r in results["memory"]])
         red_p99 = median([r.p99_ms for r in results["redis"]])
         report(f"single update: 1 process, memory ({tool})", f"{mem_rps:,.0f} req/s  p99 {mem_p99:.2f} ms")
         report(f"single update: --workers 2, Redis ({tool})", f"{red_rps:,.0f} req/s  p99 {red_p99:.2f} ms")
+        one_rps = median(rps["redis, 1 worker"])
+        one_p99 = median([r.p99_ms for r in results["redis, 1 worker"]])
+        report(f"single update: --workers 1, Redis ({tool})", f"{one_rps:,.0f} req/s  p99 {one_p99:.2f} ms")
         ratio = red_rps / mem_rps
         report("single update: throughput, 2 workers on Redis vs memory", f"{ratio:.2f}x", ">= 1.30x", ratio >= 1.3)
+        report("single update: throughput, 2 workers vs 1 on Redis", f"{red_rps / one_rps:.2f}x")
         wall = cpu["wall"]
         report("CPU over the Redis runs (2 cores = 200%): workers",
                f"{cpu['workers']:.1f} s ({100 * cpu['workers'] / wall:.0f}%), split "

@@ -146,5 +146,6 @@ def test_redis_store_script_prints_figure_11():
     for line in ("single update: throughput, 2 workers on Redis vs memory", "CPU over the Redis runs: redis-server",
                  "bulk end to end: Redis time vs memory", "peak RSS of each Redis worker",
                  "one PING through redis-py", "single update: what Redis adds",
-                 "an empty store transaction", "CPU over the Redis runs: idle"):
+                 "an empty store transaction", "CPU over the Redis runs: idle",
+                 "single update: throughput, 2 workers vs 1 on Redis"):
         assert line in out
