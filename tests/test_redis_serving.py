@@ -116,9 +116,13 @@ def check_one_fake(a: str, b: str) -> None:
 
 
 def test_two_servers_on_one_redis_are_one_fake(redis_url: str) -> None:
-    with fakes(redis_url, (), ()) as (one, two):
+    with fakes(redis_url, (), (), ("--store-prefix", "other")) as (one, two, other):
         assert one.url != two.url
         check_one_fake(one.url, two.url)
+        # another prefix on the same Redis is another fake
+        assert fresh("GET", other.url + "/_mock/tenants").json() == []
+        fresh("POST", other.url + "/_mock/tenants/t1/profiles", json={"thirdPartyId": "o1"}).raise_for_status()
+        assert fresh("GET", one.url + FETCH.format("o1", "t1")).status_code == 404
 
 
 def worker_pids(base: str, tries: int = 200) -> set[str]:
