@@ -291,17 +291,16 @@ class SharedState:
     The model reads and writes inside store transactions, which bring in what other processes changed;
     but a few reads come before any transaction (whether faults are queued, which sends a call down the
     fast path or not; ``GET /_mock/clock``), and in a process that has not had a transaction since
-    another changed the state they would see the old one. An empty transaction first (one round trip
-    when nothing changed) brings it in.
+    another changed the state they would see the old one. ``store.refresh()`` first (one round trip
+    when nothing changed, no lock) brings it in.
     """
 
     def __init__(self, app: Callable[..., Iterable[bytes]], backend: Any) -> None:
         self.app = app  # make_server finds the Flask app (and its backend) through ``.app``
-        self.lock = backend.lock
+        self.refresh = backend.store.refresh
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        with self.lock:
-            pass
+        self.refresh()
         return self.app(environ, start_response)
 
 
