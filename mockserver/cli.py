@@ -370,17 +370,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.state_file:
         problem = _load_state(backend, args.state_file)
         if problem:
-            _close(backend)
+            backend.store.close()
             return _fail(f"--state-file: {problem}")
     if args.fault_profile:
         try:
             rules = backend.faults.load_file(args.fault_profile)
         except ControlError as exc:
-            _close(backend)
+            backend.store.close()
             return _fail(f"--fault-profile: {exc}")
         print(f"target-profile-mock: {len(rules)} fault rule(s) queued from {args.fault_profile}", flush=True)
     if args.workers > 1:
-        _close(backend)  # the parent holds no state: each worker opens the store after the fork
+        backend.store.close()  # the parent holds no state: each worker opens the store after the fork
         return _serve_workers(config, args)
     app = create_app(backend)
     if args.tls:
@@ -417,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.close()
     status = _save_state(backend, 0)
-    _close(backend)
+    backend.store.close()
     print("target-profile-mock stopped", flush=True)
     return status
 
@@ -442,10 +442,6 @@ def _backend(config: MockConfig, args: argparse.Namespace) -> MockBackend:
     from .store import open_store
 
     return MockBackend(config, store=open_store(args.store, prefix=args.store_prefix))
-
-
-def _close(backend: MockBackend) -> None:
-    backend.store.close()
 
 
 def _details(config: MockConfig, args: argparse.Namespace) -> str:
@@ -495,7 +491,7 @@ def _serve_workers(config: MockConfig, args: argparse.Namespace) -> int:
     def build() -> tuple[object, Callable[[], None]]:
         backend = _backend(config, args)
         backend.state_file = args.state_file  # POST /_mock/snapshot writes it from whichever worker answers
-        return create_app(backend), lambda: _close(backend)
+        return create_app(backend), backend.store.close
 
     status = run_workers(sock, args.workers, build, lambda: _announce(host, port, config, args),
                          threads=args.threads, connection_limit=args.connection_limit,
@@ -508,7 +504,7 @@ def _serve_workers(config: MockConfig, args: argparse.Namespace) -> int:
             return 1
         backend.state_file = args.state_file
         status = _save_state(backend, status)
-        _close(backend)
+        backend.store.close()
     print("target-profile-mock stopped", flush=True)
     return status
 
