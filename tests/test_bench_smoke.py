@@ -147,5 +147,5 @@ def test_redis_store_script_prints_figure_11():
                  "bulk end to end: Redis time vs memory", "peak RSS of each Redis worker",
                  "one PING through redis-py", "single update: what Redis adds",
                  "an empty store transaction", "CPU over the Redis runs: idle",
-                 "single update: throughput, 2 workers vs 1 on Redis"):
+                 "single update: throughput, 2 workers vs 1 on Redis", "store.refresh() with nothing changed"):
         assert line in out
