@@ -123,11 +123,6 @@ def test_two_servers_on_one_redis_are_one_fake(redis_url: str) -> None:
         assert fresh("GET", one.url + FETCH.format("o1", "t1")).status_code == 404
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "the Redis store's bulk window (store/redis_limits.py, SLIDING) drops the calls timed after the caller's "
-    "own clock reading as 'in the future': a call counted by one process whose clock read came a moment "
-    "later than another's is dropped by the other's script, and one call too many passes (about one round "
-    "in fifteen here)"))
 def test_the_bulk_limit_is_exact_for_calls_sent_at_once(redis_url: str) -> None:
     with fakes(redis_url, (), ()) as (one, two):
         for n in range(10):

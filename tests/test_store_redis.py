@@ -166,6 +166,31 @@ def test_the_bulk_limit_counts_every_process_exactly(make: Make) -> None:
     assert backends[1].acquire_rate("acme", "bulk") is None
 
 
+def test_a_call_timed_a_moment_ahead_by_another_process_still_counts(make: Make) -> None:
+    # each process reads the shared clock before its script runs: the call counted first may carry the
+    # later time, and must still count against the one counted after it
+    be = make()
+    be.configure(bulk_calls_per_minute=5)
+    window, single = be.tenant("acme").bulk_window, be.tenant("acme").single_window
+    for _ in range(5):
+        assert window.try_acquire(T0 + 0.004) is None
+    assert window.try_acquire(T0 + 0.003) is not None
+    assert window.count(T0 + 0.004) == 5
+    be.configure(single_updates_per_day=2)
+    single = be.tenant("acme").single_window
+    assert single.try_acquire(T0 + 60.0) is None  # the next minute's bucket
+    assert single.try_acquire(T0 + 59.999) is None
+    assert single.try_acquire(T0 + 59.998) is not None
+
+
+def test_a_clock_moved_back_leaves_the_later_calls_out_of_the_window(make: Make) -> None:
+    be = make()
+    be.configure(bulk_calls_per_minute=2)
+    window = be.tenant("acme").bulk_window
+    assert window.try_acquire(T0 + 30) is None and window.try_acquire(T0 + 30) is None
+    assert window.try_acquire(T0 + 10) is None  # 20 s back: those calls have not happened yet
+
+
 def test_threads_of_two_processes_share_the_limit_and_lose_no_update(make: Make) -> None:
     a, b = make(), make()
     a.clock.freeze(T0)

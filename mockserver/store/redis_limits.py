@@ -16,14 +16,20 @@ from ..models.ratelimit import BucketWindow, SlidingWindow
 if TYPE_CHECKING:
     from .redis import RedisStore
 
-__all__ = ["BUCKET", "SLIDING", "RedisBucketWindow", "RedisSlidingWindow"]
+__all__ = ["BUCKET", "CLOCK_SKEW", "SLIDING", "RedisBucketWindow", "RedisSlidingWindow"]
 
-# KEYS[1]: the sorted set; ARGV: now, window, limit, a unique member. Answers nil (counted) or the
-# seconds to wait, as text (a Lua number would come back cut to a whole one).
+#: How far ahead of a caller's clock reading another process's call may be timed and still count as
+#: made (seconds). Processes read the shared clock before their script runs, so a call counted a moment
+#: ago may carry a later time than the one being counted now; only times further ahead than this come
+#: from a clock moved back, and leave the window, as in one process.
+CLOCK_SKEW = 1.0
+
+# KEYS[1]: the sorted set; ARGV: now, window, limit, a unique member, the clock skew. Answers nil
+# (counted) or the seconds to wait, as text (a Lua number would come back cut to a whole one).
 SLIDING = """
 local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.17g', now - window))
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '(' .. string.format('%.17g', now + tonumber(ARGV[5])), '+inf')
 local n = redis.call('ZCARD', KEYS[1])
 if n >= limit then
   if n == 0 then return string.format('%.17g', window) end
@@ -34,13 +40,14 @@ redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
 return false
 """
 
-# KEYS[1]: the hash bucket start -> count; ARGV: now, window, limit, bucket seconds.
+# KEYS[1]: the hash bucket start -> count; ARGV: now, window, limit, bucket seconds, the clock skew.
 BUCKET = """
 local now, window, limit, bucket = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local ahead = now + tonumber(ARGV[5])
 local all, total, first = redis.call('HGETALL', KEYS[1]), 0, nil
 for i = 1, #all, 2 do
   local start = tonumber(all[i])
-  if start <= now - window or start > now then
+  if start <= now - window or start > ahead then
     redis.call('HDEL', KEYS[1], all[i])
   else
     total = total + tonumber(all[i + 1])
@@ -75,7 +82,7 @@ class RedisSlidingWindow(SlidingWindow):
         self._n += 1
         member = f"{now!r}:{id(self):x}:{self._n}:{self._store.process}"
         return _seconds(self._store._call(self._store._sliding, [self.key],
-                                          [repr(now), repr(self.window), self.limit, member]))
+                                          [repr(now), repr(self.window), self.limit, member, CLOCK_SKEW]))
 
     def count(self, now: float) -> int:
         return int(self._store._redis.zcount(self.key, f"({now - self.window!r}", "+inf"))
@@ -101,7 +108,7 @@ class RedisBucketWindow(BucketWindow):
         if self.limit is None:
             return None
         return _seconds(self._store._call(self._store._bucket, [self.key],
-                                          [repr(now), repr(self.window), self.limit, repr(self.bucket)]))
+                                          [repr(now), repr(self.window), self.limit, repr(self.bucket), CLOCK_SKEW]))
 
     def count(self, now: float) -> int:
         return sum(n for start, n in self._buckets if start > now - self.window)
