@@ -643,6 +643,20 @@ class MockBackend:
             profile = t.apply_update(kind, profile_id, fallback, attributes, now)
             return _over_limit(profile)
 
+    def single_update_at_once(self, tenant: str, kind: IdKind, profile_id: str,
+                              fallback: tuple[IdKind, str] | None,
+                              attributes: dict[str, str]) -> tuple[float | None, int | None] | None:
+        """:meth:`acquire_rate` (single) and :meth:`single_update` in one step, where the store has one and
+        nothing else is to happen (no fault queued): ``(seconds to wait, None)`` when over the limit, else
+        ``(None, the profile's size when over the limit)``. None: call those two."""
+        if len(self.faults):
+            return None
+        got = self.store.single_update(self, tenant, kind, profile_id, fallback, attributes, LIMITS.profile_data_bytes)
+        if got is None:
+            return None
+        outcome, wait, profile = got
+        return (wait, None) if outcome == "limited" else (None, _over_limit(profile))
+
     def visit(self, tenant: str, req: DeliveryRequest) -> dict[str, Any]:
         """A Delivery API call that passed the contract checks: find or start the visitor's profile,
         connect a thirdPartyId sent with a tntId (a login), write the profileParameters, and build the

@@ -20,6 +20,7 @@ from ..models.journal import JOURNAL_BYTES, Journal
 
 if TYPE_CHECKING:
     from ..backend import MockBackend
+    from ..models.profiles import IdKind, Profile
 
 __all__ = ["Store", "TransactionLock"]
 
@@ -68,6 +69,14 @@ class Store:
         """The lock the fault queue decides under (a shared store's transaction, so a rule's hits and
         draws are counted once across processes)."""
         return threading.Lock()
+
+    def single_update(self, backend: MockBackend, tenant: str, kind: IdKind, profile_id: str,
+                      fallback: tuple[IdKind, str] | None, attributes: dict[str, str],
+                      size_limit: int) -> tuple[str, float | None, Profile | None] | None:
+        """A single update counted and applied in one step of the store, where it has one and the case
+        allows: ``("limited", seconds, None)``, ``("done", None, profile)`` (the profile only when it may
+        be over ``size_limit`` bytes), or None: the caller counts and applies it in transactions."""
+        return None
 
     def close(self) -> None:
         """Release connections; the state stays in a shared store for the next process."""

@@ -38,11 +38,13 @@ from ..snapshot import (
     tenant_out,
 )
 from .base import Store
+from .redis_fast import FAST_SINGLE, due_marker, fast_single_update
 from .redis_limits import BUCKET, SLIDING, RedisBucketWindow, RedisSlidingWindow
 from .redis_profiles import FIND, FIND_MANY, RedisProfiles, profile_keys
 
 if TYPE_CHECKING:
     from ..backend import MockBackend
+    from ..models.profiles import IdKind, Profile
 
 __all__ = ["LOCK_TTL_MS", "RedisJournal", "RedisStore"]
 
@@ -266,6 +268,7 @@ class RedisStore(Store):
         self.process = secrets.token_hex(4)  # tells this process's bulk calls from others' in Redis
         self._versions_script = self._redis.register_script("return redis.call('HGETALL', KEYS[1])")
         self._find_many = self._redis.register_script(FIND_MANY)
+        self._fast_single = self._redis.register_script(FAST_SINGLE)
         self._backend: MockBackend | None = None
         self._versions: dict[str, int] = {}  # record name -> the version this process holds
         self._seen: dict[str, bytes] = {}  # record name -> its JSON as read or written (not batch bodies)
@@ -308,6 +311,16 @@ class RedisStore(Store):
 
     def fault_lock(self) -> _Transaction:
         return self.lock
+
+    def single_update(self, backend: MockBackend, tenant: str, kind: IdKind, profile_id: str,
+                      fallback: tuple[IdKind, str] | None, attributes: dict[str, str],
+                      size_limit: int) -> tuple[str, float | None, Profile | None] | None:
+        """Count and apply a single update in one script, without the lock (see :mod:`.redis_fast`)."""
+        t = dict.get(backend._tenants, tenant)
+        if t is None or not isinstance(t.single_window, RedisBucketWindow):
+            return None
+        return fast_single_update(self, t, backend.now_ms(), backend.clock.now(), kind, profile_id, fallback,
+                                  attributes, size_limit)  # type: ignore[return-value]
 
     def close(self) -> None:
         self._redis.close()
@@ -442,6 +455,13 @@ class RedisStore(Store):
                 if meta != self._seen.get("meta"):
                     changed.append(("meta", meta))
             live: set[str] = set()
+            # the fast single update's markers: every tenant's when the server-wide settings changed
+            marked = list(dict.keys(tenants)) if meta_fp != self._meta_fp else reached
+            due_key = self.key("due")
+            for code in marked:
+                t = dict.get(tenants, code)
+                if t is not None:
+                    ops += ["H", due_key, code, due_marker(t)]
             for code in reached:
                 t = dict.get(tenants, code)
                 if t is None:
@@ -491,6 +511,7 @@ class RedisStore(Store):
                 if name.startswith("tenant:"):
                     keys = [*profile_keys(self.key(name)).values(), *self._window_keys(name)]
                     ops += [op for key in keys for op in ("X", key, "", "")]
+                    ops += ["D", self.key("due"), name[7:], ""]
         except BaseException:
             self._call(self._release, [self._keys["lock"]], [token])
             raise

@@ -16,7 +16,7 @@ from ..models.ratelimit import BucketWindow, SlidingWindow
 if TYPE_CHECKING:
     from .redis import RedisStore
 
-__all__ = ["BUCKET", "CLOCK_SKEW", "SLIDING", "RedisBucketWindow", "RedisSlidingWindow"]
+__all__ = ["BUCKET", "BUCKET_FN", "CLOCK_SKEW", "SLIDING", "RedisBucketWindow", "RedisSlidingWindow"]
 
 #: How far ahead of a caller's clock reading another process's call may be timed and still count as
 #: made (seconds). Processes read the shared clock before their script runs, so a call counted a moment
@@ -40,26 +40,34 @@ redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
 return false
 """
 
-# KEYS[1]: the hash bucket start -> count; ARGV: now, window, limit, bucket seconds, the clock skew.
-BUCKET = """
-local now, window, limit, bucket = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local ahead = now + tonumber(ARGV[5])
-local all, total, first = redis.call('HGETALL', KEYS[1]), 0, nil
-for i = 1, #all, 2 do
-  local start = tonumber(all[i])
-  if start <= now - window or start > ahead then
-    redis.call('HDEL', KEYS[1], all[i])
-  else
-    total = total + tonumber(all[i + 1])
-    if first == nil or start < first then first = start end
+# The single-update window as a Lua function, so another script (the one-script single update) counts
+# with it too. Answers nil (counted) or the seconds to wait, as text.
+BUCKET_FN = """
+local function count_bucket(key, now, window, limit, bucket, skew)
+  local ahead = now + skew
+  local all, total, first = redis.call('HGETALL', key), 0, nil
+  for i = 1, #all, 2 do
+    local start = tonumber(all[i])
+    if start <= now - window or start > ahead then
+      redis.call('HDEL', key, all[i])
+    else
+      total = total + tonumber(all[i + 1])
+      if first == nil or start < first then first = start end
+    end
   end
+  if total >= limit then
+    if first == nil then return string.format('%.17g', window) end
+    return string.format('%.17g', math.max(0, first + window - now))
+  end
+  redis.call('HINCRBY', key, string.format('%.17g', now - (now % bucket)), 1)
+  return false
 end
-if total >= limit then
-  if first == nil then return string.format('%.17g', window) end
-  return string.format('%.17g', math.max(0, first + window - now))
-end
-redis.call('HINCRBY', KEYS[1], string.format('%.17g', now - (now % bucket)), 1)
-return false
+"""
+
+# KEYS[1]: the hash bucket start -> count; ARGV: now, window, limit, bucket seconds, the clock skew.
+BUCKET = BUCKET_FN + """
+return count_bucket(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]),
+                    tonumber(ARGV[5]))
 """
 
 

@@ -97,7 +97,11 @@ def single_update(be: MockBackend, req: Request, client: str) -> Response:
     full = admit_tenant(tenant, entry, SINGLE, be)
     if full is not None:
         return finish(full, be, entry)
-    wait = be.acquire_rate(tenant, "single")
+    assert update.id_kind is not None and update.profile_id is not None
+    kind: Literal["tntId", "thirdPartyId"] = "thirdPartyId" if update.id_kind == "mbox3rdPartyId" else "tntId"
+    fallback = ("tntId", update.other_id[1]) if update.other_id else None
+    at_once = be.single_update_at_once(tenant, kind, update.profile_id, fallback, update.attributes)  # type: ignore[arg-type]
+    wait, over = (be.acquire_rate(tenant, "single"), None) if at_once is None else at_once
     if wait is not None:
         limit = be.rate_limit(tenant, "single")
         v = Violation(rule("rate.single"), f"client {tenant} has sent {limit:,} single updates in the last 24 hours"
@@ -107,13 +111,11 @@ def single_update(be: MockBackend, req: Request, client: str) -> Response:
         resp = refuse(SINGLE, v, be.config.single_rate_status, be=be)
         resp.headers["Retry-After"] = retry_after(wait)
         return finish(resp, be, entry)
-    faulted = _fault(SINGLE, tenant, be, req)
-    if faulted is not None:
-        return finish(faulted, be, entry)
-    assert update.id_kind is not None and update.profile_id is not None
-    kind: Literal["tntId", "thirdPartyId"] = "thirdPartyId" if update.id_kind == "mbox3rdPartyId" else "tntId"
-    fallback = ("tntId", update.other_id[1]) if update.other_id else None
-    over = be.single_update(tenant, kind, update.profile_id, fallback, update.attributes)  # type: ignore[arg-type]
+    if at_once is None:
+        faulted = _fault(SINGLE, tenant, be, req)
+        if faulted is not None:
+            return finish(faulted, be, entry)
+        over = be.single_update(tenant, kind, update.profile_id, fallback, update.attributes)  # type: ignore[arg-type]
     if over is not None:
         entry.violations.append(Violation(rule("profile.size"), f"the profile now holds {over:,} bytes of attribute "
                                           f"data; the limit is {LIMITS.profile_data_bytes:,}", "profile"))

@@ -1,0 +1,138 @@
+"""The single update on Redis in one script, without the transaction lock, where the common case allows.
+
+The script gives up (and the caller takes the transaction) when the lock is held, when something of the
+tenant is due to settle or its settings make the update more than a write (the ``<prefix>:due`` marker
+the transactions keep), or when the profile is still a pending batch row. Otherwise it counts the call
+against the single-update limit and writes the attributes into the profile's record, all in one atomic
+step: a transaction that holds the lock never sees it half done, and one that takes the lock later reads
+what it wrote. docs/stores.md explains why that is safe.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from ..models.profiles import IdKind, id_key
+from ..models.tenant import Tenant
+from ..snapshot import profile_in
+from .redis_limits import BUCKET_FN, CLOCK_SKEW
+from .redis_profiles import profile_keys
+
+if TYPE_CHECKING:
+    from .redis import RedisStore
+
+__all__ = ["FAST_SINGLE", "due_marker", "fast_single_update"]
+
+#: The due marker of a tenant whose single updates always take the transaction.
+ALWAYS_SLOW = "0"
+#: Nothing due, or no lifetime, in a due marker.
+NOTHING = "-"
+
+# KEYS: lock, due hash, single-update window, ids hash of the id's kind, of the fallback's kind, profiles,
+# pending rows. ARGV: tenant, now ms, now s, window s, limit (-1: none), bucket s, index key, pending field,
+# fallback index key ('': none), fallback pending field, profile data limit, the rate limit's clock skew,
+# then (JSON key, JSON entry) pairs. Answers {'busy'}, {'slow'}, {'limited', seconds}, {'done'} or
+# {'done', record} (a record that may be over the profile data limit).
+FAST_SINGLE = BUCKET_FN + """
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'busy'} end
+local marker = redis.call('HGET', KEYS[2], ARGV[1])
+if not marker or marker == '0' then return {'slow'} end
+local due, lifetime = string.match(marker, '^([^,]+),(.+)$')
+if due ~= '-' and tonumber(due) <= tonumber(ARGV[2]) then return {'slow'} end
+local uid = redis.call('HGET', KEYS[4], ARGV[7])
+if not uid then
+  if redis.call('HEXISTS', KEYS[7], ARGV[8]) == 1 then return {'slow'} end
+  if ARGV[9] ~= '' then
+    uid = redis.call('HGET', KEYS[5], ARGV[9])
+    if not uid and redis.call('HEXISTS', KEYS[7], ARGV[10]) == 1 then return {'slow'} end
+  end
+end
+local record = uid and redis.call('HGET', KEYS[6], uid)
+if uid and not record then return {'slow'} end
+local a, b, active = nil, nil, nil
+if record then
+  a, b, active = string.find(record, ',"activeMs":(%d+)', 1)
+  if not a then return {'slow'} end
+  -- a profile idle for its lifetime is gone: the transaction removes it
+  if lifetime ~= '-' and tonumber(ARGV[2]) - tonumber(active) >= tonumber(lifetime) then return {'slow'} end
+end
+if tonumber(ARGV[5]) >= 0 then
+  local wait = count_bucket(KEYS[3], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]),
+                            tonumber(ARGV[12]))
+  if wait then return {'limited', wait} end
+end
+if not record then return {'done'} end
+if tonumber(active) < tonumber(ARGV[2]) then record = string.sub(record, 1, a - 1) .. ',"activeMs":' .. ARGV[2] .. string.sub(record, b + 1) end
+local s, e = string.find(record, ',"attributes":{', 1, true)
+if not s then return {'slow'} end
+local open = e  -- the object's '{'
+for i = 13, #ARGV, 2 do
+  local key, entry = ARGV[i], ARGV[i + 1]
+  local p = string.find(record, '{' .. key .. ':[', open, true)
+  if not p then p = string.find(record, ',' .. key .. ':[', open, true) end
+  if p then
+    -- the entry is ["value",ms]: the value's closing quote is the first one not escaped
+    local v = p + #key + 2
+    local q = v + 1
+    while true do
+      q = string.find(record, '"', q + 1, true)
+      local bs = 0
+      while string.sub(record, q - 1 - bs, q - 1 - bs) == '\\\\' do bs = bs + 1 end
+      if bs % 2 == 0 then break end
+    end
+    local _, last = string.find(record, '^,%d+%]', q + 1)
+    record = string.sub(record, 1, v - 1) .. entry .. string.sub(record, last + 1)
+  elseif string.sub(record, open + 1, open + 1) == '}' then
+    record = string.sub(record, 1, open) .. key .. ':' .. entry .. string.sub(record, open + 1)
+  else
+    record = string.sub(record, 1, -3) .. ',' .. key .. ':' .. entry .. '}}'
+  end
+end
+redis.call('HSET', KEYS[6], uid, record)
+if #record > tonumber(ARGV[11]) then return {'done', record} end
+return {'done'}
+"""
+
+
+def due_marker(t: Tenant) -> str:
+    """What the fast single update needs to know of a tenant, as ``<due>,<lifetime>``: the earliest time
+    something of it settles (a delayed update or login, a batch the clock ends; ``-``: none) and its
+    profile lifetime in ms (``-``: none); or ``0``: its updates always take the transaction (a delay)."""
+    if t.setting("update_delay"):
+        return ALWAYS_SLOW
+    due = [d for b in t._open if (d := b.due_ms()) is not None]
+    due += [p.visible_ms for p in t.pending] + [p.visible_ms for p in t.logins]
+    lifetime = t.setting("profile_lifetime")
+    return f"{min(due) if due else NOTHING}," + (NOTHING if lifetime is None else str(int(lifetime * 1000)))
+
+
+def _encoded(value: object) -> str:
+    # as snapshot.dumps encodes it, so the record stays what the transaction would have written
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def fast_single_update(store: RedisStore, t: Tenant, now_ms: int, now: float, kind: IdKind, profile_id: str,
+                       fallback: tuple[IdKind, str] | None, attributes: dict[str, str],
+                       size_limit: int) -> tuple[str, float | None, object] | None:
+    """One script: ``("limited", seconds, None)``, ``("done", None, profile or None)`` (the profile only
+    when its record is large enough to be over ``size_limit``), or None (take the transaction)."""
+    window = t.single_window
+    limit = window.limit
+    keys = profile_keys(store.key(f"tenant:{t.code}"))
+    key = id_key(kind, profile_id)
+    fb_kind, fb_key = (fallback[0], id_key(*fallback)) if fallback is not None else (kind, "")
+    args: list[object] = [t.code, now_ms, repr(now), repr(window.window), -1 if limit is None else limit,
+                          repr(window.bucket), key, f"{kind}:{key}", fb_key, f"{fb_kind}:{fb_key}", size_limit,
+                          CLOCK_SKEW]
+    for name, value in attributes.items():
+        if value != "":
+            args += [_encoded(name), _encoded([value, now_ms])]
+    got = store._call(store._fast_single, [store.key("lock"), store.key("due"), window.key, keys[kind],  # type: ignore[attr-defined]
+                                           keys[fb_kind], keys["profiles"], keys["pending"]], args)
+    answer = got[0]
+    if answer == b"limited":
+        return "limited", float(got[1]), None
+    if answer == b"done":
+        return "done", None, profile_in(json.loads(got[1])) if len(got) > 1 else None
+    return None
