@@ -63,7 +63,9 @@ if tonumber(ARGV[5]) >= 0 then
   if wait then return {'limited', wait} end
 end
 if not record then return {'done'} end
-if tonumber(active) < tonumber(ARGV[2]) then record = string.sub(record, 1, a - 1) .. ',"activeMs":' .. ARGV[2] .. string.sub(record, b + 1) end
+if tonumber(active) < tonumber(ARGV[2]) then
+  record = string.sub(record, 1, a - 1) .. ',"activeMs":' .. ARGV[2] .. string.sub(record, b + 1)
+end
 local s, e = string.find(record, ',"attributes":{', 1, true)
 if not s then return {'slow'} end
 local open = e  -- the object's '{'

@@ -1,0 +1,197 @@
+"""The single update's one-script path on Redis: the same answers and profiles as the in-memory store,
+its round trips, and the cases that must take the transaction instead."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import redis.client
+from flask.testing import FlaskClient
+from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
+from target_profile_mock.mockserver.store import open_store
+
+TNT = "1368007744041-575948.01_00"
+# names and values a JSON record must keep exactly: quotes, backslashes, brackets, non-ASCII, key-like text
+TRICKY = [
+    {"tier": "gold", "city": "Zürich"},
+    {"note": 'say "hi" \\ bye', "tier": "", "x": "],\"tier\":[\"z\",1]"},
+    {'q"uo\\te': "v1", "activeMs": "1", "attributes": "{}", "tier": "platinum"},
+    {"note": "\\", "emoji": "🙂", "city": ""},
+    {"x": "\\\"", 'q"uo\\te': "v2"},
+]
+
+
+@pytest.fixture
+def pair(redis_url: str) -> Iterator[Callable[[Callable[[MockBackend, FlaskClient], Any]], tuple[Any, Any]]]:
+    """Run a scenario on a memory backend and on a Redis one; answer both results."""
+    stores: list[Any] = []
+
+    def run(scenario: Callable[[MockBackend, FlaskClient], Any]) -> tuple[Any, Any]:
+        out = []
+        for url in (None, redis_url):
+            store = None if url is None else open_store(url, prefix=f"p{len(stores)}")
+            stores.append(store)
+            be = MockBackend(MockConfig(lifecycle=Lifecycle.parse("polls=1")), store=store)
+            be.clock.freeze(1_780_000_000.0)  # both at the same time, so their answers compare byte for byte
+            be.seed_profile("acme", tnt_id=TNT, third_party_id="cust-1", attributes={"tier": "silver"})
+            out.append(scenario(be, create_app(be).test_client()))
+        return out[0], out[1]
+
+    yield run
+    for s in stores:
+        if s is not None:
+            s.close()
+
+
+def _update(client: FlaskClient, attributes: dict[str, str], **ids: str) -> tuple[int, bytes, str | None]:
+    body = urlencode({**ids, **{f"profile.{k}": v for k, v in attributes.items()}})
+    r = client.post("/m2/acme/profile/update", data=body, content_type="application/x-www-form-urlencoded")
+    return r.status_code, r.data, r.headers.get("Retry-After")
+
+
+def _fetch(client: FlaskClient) -> tuple[bytes, bytes]:
+    return (client.get(f"/rest/v1/profiles/{TNT}?client=acme").data,
+            client.get("/rest/v1/profiles/thirdPartyId/cust-1?client=acme").data)
+
+
+def _scripts(be: MockBackend) -> list[str]:
+    """The fast path's answers during the backend's next calls (spies on the store's script)."""
+    answers: list[str] = []
+    script = be.store._fast_single  # type: ignore[attr-defined]
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        got = script(*args, **kwargs)
+        answers.append(got[0].decode())
+        return got
+
+    be.store._fast_single = spy  # type: ignore[attr-defined]
+    return answers
+
+
+def test_updates_through_the_script_answer_and_store_what_memory_does(pair: Any) -> None:
+    def scenario(be: MockBackend, client: FlaskClient) -> Any:
+        answers = _scripts(be) if be.store.shared else None
+        out = []
+        for n, attributes in enumerate(TRICKY):
+            be.advance(1)
+            ids = {"mbox3rdPartyId": "cust-1"} if n % 2 else {"mboxPC": TNT}
+            out.append(_update(client, attributes, **ids))
+            out.append(_fetch(client))
+        out.append(_update(client, {"tier": "x"}, mbox3rdPartyId="nobody"))  # updates never create
+        out.append(_update(client, {"tier": "y"}, mbox3rdPartyId="nobody", mboxPC=TNT))  # the fallback id
+        out.append(_fetch(client))
+        out.append(be.get_profile("acme", "thirdPartyId", "cust-1"))
+        out.append(be.get_profile("acme", "thirdPartyId", "nobody"))
+        if answers is not None:
+            assert answers == ["done"] * (len(TRICKY) + 2)  # every one took the script
+        return out
+
+    memory, on_redis = pair(scenario)
+    assert on_redis == memory
+
+
+def test_a_single_update_takes_three_round_trips(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_store(redis_url)
+    try:
+        be = MockBackend(MockConfig(), store=store)
+        be.seed_profile("acme", third_party_id="cust-1", attributes={"tier": "silver"})
+        client = create_app(be).test_client()
+        client.post("/m2/acme/profile/update?mbox3rdPartyId=cust-1&profile.tier=gold")  # loads the scripts
+        commands: list[Any] = []
+        execute = redis.client.Redis.execute_command
+
+        def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+            commands.append(args[0])
+            return execute(self, *args, **kwargs)
+
+        monkeypatch.setattr(redis.client.Redis, "execute_command", counted)
+        r = client.post("/m2/acme/profile/update?mbox3rdPartyId=cust-1&profile.tier=platinum")
+        monkeypatch.undo()
+        assert r.status_code == 200
+        # the token check's refresh, the update's script (rate limit counted in it), the journal entry
+        assert len(commands) == 3, commands
+        assert be.get_profile("acme", "thirdPartyId", "cust-1")["attributes"]["tier"] == "platinum"  # type: ignore[index]
+    finally:
+        store.close()
+
+
+def test_the_rate_limit_and_the_size_limit_answer_as_in_memory(pair: Any) -> None:
+    def scenario(be: MockBackend, client: FlaskClient) -> Any:
+        be.configure("acme", single_updates_per_day=3)
+        # two posts of about 40 KB each: the profile then holds about 80 KB of attribute data
+        out = [_update(client, {f"a{part}{n}": "v" * 240 for n in range(160)}, mbox3rdPartyId="cust-1")
+               for part in "xy"]
+        out += [_update(client, {"tier": "gold"}, mbox3rdPartyId="cust-1") for _ in range(3)]
+        be.advance(86_400)
+        out.append(_update(client, {"tier": "bronze"}, mbox3rdPartyId="cust-1"))
+        out.append([(e.status, [v.rule.id for v in e.violations]) for e in be.journal.entries()])
+        out.append(_fetch(client))
+        return out
+
+    memory, on_redis = pair(scenario)
+    assert on_redis == memory
+    assert [s for s, _, _ in memory[:6]] == [200, 200, 200, 429, 429, 200]
+    assert [ids for _, ids in memory[6]][:2] == [[], ["profile.size"]]
+
+
+def test_delays_pending_rows_and_lifetimes_take_the_transaction(pair: Any) -> None:
+    def scenario(be: MockBackend, client: FlaskClient) -> Any:
+        answers = _scripts(be) if be.store.shared else None
+        out = []
+        be.configure("acme", update_delay=5)
+        out.append(_update(client, {"tier": "gold"}, mbox3rdPartyId="cust-1"))
+        out.append(_fetch(client))  # not visible yet
+        be.configure("acme", update_delay=0)
+        out.append(_update(client, {"city": "Oslo"}, mbox3rdPartyId="cust-1"))  # the delayed one is due first
+        be.advance(6)
+        out.append(_fetch(client))
+        be.configure("acme", profile_lifetime=10)
+        be.advance(11)
+        out.append(_update(client, {"tier": "late"}, mbox3rdPartyId="cust-1"))  # idle past its lifetime: gone
+        out.append(_fetch(client))
+        if answers is not None:
+            out.append(answers)
+        return out
+
+    memory, on_redis = pair(scenario)
+    assert on_redis[:-1] == memory
+    assert "slow" in on_redis[-1]
+
+
+def test_an_update_waits_for_a_transaction_holding_the_lock(redis_url: str) -> None:
+    store = open_store(redis_url)
+    try:
+        be = MockBackend(MockConfig(), store=store)
+        be.seed_profile("acme", third_party_id="cust-1", attributes={"tier": "silver"})
+        client = create_app(be).test_client()
+        answers = _scripts(be)
+        other = open_store(redis_url)
+        other_be = MockBackend(MockConfig(), store=other)
+        inside, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with other_be.lock:  # another process's transaction, read-modify-writing the profile
+                p = other_be.store._backend._tenants["acme"].profiles.find("thirdPartyId", "cust-1")  # type: ignore[attr-defined]
+                inside.set()
+                release.wait(5)
+                p.update({"city": "Oslo"}, other_be.now_ms())
+
+        t = threading.Thread(target=hold)
+        t.start()
+        assert inside.wait(5)
+        threading.Timer(0.2, release.set).start()
+        started = time.monotonic()
+        assert client.post("/m2/acme/profile/update?mbox3rdPartyId=cust-1&profile.tier=gold").status_code == 200
+        t.join(5)
+        other.close()
+        assert time.monotonic() - started >= 0.15  # it waited for the lock rather than writing beside it
+        assert answers == ["busy"]
+        # neither write is lost
+        assert be.get_profile("acme", "thirdPartyId", "cust-1")["attributes"] == {"tier": "gold", "city": "Oslo"}  # type: ignore[index]
+    finally:
+        store.close()
