@@ -125,7 +125,7 @@ def create_app(backend: MockBackend | None = None, *, config: MockConfig | None 
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        return unexpected_error_response(request, exc)
+        return unexpected_error_response(request, exc, app.config["BACKEND"])
 
     # Flask's documented way to wrap the app: every caller (WSGI server, test client, in-process bridge) gets it
     app.wsgi_app = _lean_front(app, app.wsgi_app)  # type: ignore[method-assign]
@@ -146,8 +146,13 @@ def capacity_response(req: Request, exc: CapacityError) -> Response:
     return capacity_refusal(exc, shape_of_path(req.path))
 
 
-def unexpected_error_response(req: Request, exc: Exception) -> Response:
-    """A bug in the fake: logged, and answered with a 500 in the API's shape rather than a traceback."""
+def unexpected_error_response(req: Request, exc: Exception, be: MockBackend | None = None) -> Response:
+    """A bug in the fake: logged, and answered with a 500 in the API's shape rather than a traceback.
+    The store failing (Redis unreachable) is no bug: a 503 in the API's shape, with ``Retry-After``."""
+    down = None if be is None else be.store.unavailable(exc)
+    if down is not None:
+        log.warning("%s", down)
+        return capacity_refusal(down, shape_of_path(req.path))
     log.exception("unexpected error in the fake")
     message = f"internal error in target-profile-mock ({type(exc).__name__}); please report it"
     return error_response(shape_of_path(req.path) or REST_JSON, 500, message)
@@ -256,7 +261,7 @@ def _lean_front(app: Flask, flask_wsgi: WsgiApp) -> WsgiApp:
         except CapacityError as exc:
             response = capacity_response(req, exc)
         except Exception as exc:  # as Flask's handler above: never a traceback to the client
-            response = unexpected_error_response(req, exc)
+            response = unexpected_error_response(req, exc, be)
         body = response.response
         code = response.status_code
         if (body.__class__ is list and response.__class__ is Response and not 100 <= code < 200

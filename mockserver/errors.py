@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-__all__ = ["ControlError", "unknown_keys"]
+__all__ = ["ControlError", "StoreUnavailable", "unknown_keys"]
 
 
 class ControlError(ValueError):
@@ -13,6 +13,15 @@ class ControlError(ValueError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+class StoreUnavailable(ControlError):
+    """The store failed mid-call (a shared store unreachable, timed out, or its lock lost): HTTP 503,
+    with ``retry_after`` seconds; nothing of the call was written."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message, 503)
+        self.retry_after = retry_after
 
 
 def unknown_keys(given: Iterable[str], allowed: Sequence[str], what: str) -> str | None:

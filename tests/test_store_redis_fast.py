@@ -11,9 +11,13 @@ from urllib.parse import urlencode
 
 import pytest
 import redis.client
+import requests
 from flask.testing import FlaskClient
+from redis_server import RedisServer, redis_server_path
 from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
+from target_profile_mock.mockserver.server import LiveServer
 from target_profile_mock.mockserver.store import open_store
+from target_profile_mock.mockserver.store.redis import shown_url
 
 TNT = "1368007744041-575948.01_00"
 # names and values a JSON record must keep exactly: quotes, backslashes, brackets, non-ASCII, key-like text
@@ -116,6 +120,15 @@ def test_a_single_update_takes_three_round_trips(redis_url: str, monkeypatch: py
         # the token check's refresh, the update's script (rate limit counted in it), the journal entry
         assert len(commands) == 3, commands
         assert be.get_profile("acme", "thirdPartyId", "cust-1")["attributes"]["tier"] == "platinum"  # type: ignore[index]
+        # behind the server, which refreshes before each request: the token check uses that refresh
+        store.fresh_s = 60.0  # however slow this machine is, the request's read comes within it
+        store.refresh()
+        monkeypatch.setattr(redis.client.Redis, "execute_command", counted)
+        commands.clear()
+        client.post("/m2/acme/profile/update?mbox3rdPartyId=cust-1&profile.tier=gold")
+        client.post("/m2/acme/profile/update?mbox3rdPartyId=cust-1&profile.tier=bronze")  # no refresh before it
+        monkeypatch.undo()
+        assert len(commands) == 2 + 3, commands
     finally:
         store.close()
 
@@ -195,3 +208,47 @@ def test_an_update_waits_for_a_transaction_holding_the_lock(redis_url: str) -> N
         assert be.get_profile("acme", "thirdPartyId", "cust-1")["attributes"] == {"tier": "gold", "city": "Oslo"}  # type: ignore[index]
     finally:
         store.close()
+
+
+# --- the store failing mid-request -------------------------------------------------------------------
+def test_redis_stopping_mid_run_answers_503s_in_each_apis_shape_over_a_real_socket() -> None:
+    executable = redis_server_path()
+    if executable is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    server = RedisServer(executable)  # its own: this test stops it
+    store = None
+    try:
+        store = open_store(server.url)
+        be = MockBackend(MockConfig(), store=store)
+        be.seed_profile("acme", third_party_id="cust-1", attributes={"tier": "silver"})
+        with LiveServer(create_app(be)) as live:
+            update = f"{live.url}/m2/acme/profile/update?mbox3rdPartyId=cust-1&profile.tier=gold"
+            fetch = f"{live.url}/rest/v1/profiles/thirdPartyId/cust-1?client=acme"
+            assert requests.post(update, timeout=10).status_code == 200
+            refused = requests.post(f"{live.url}/m2/acme/profile/update?profile.tier=gold", timeout=10)  # no id
+            assert refused.status_code == 400
+            server.stop()
+            for url, method, like in ((update, "POST", refused), (fetch, "GET", None),
+                                      (f"{live.url}/_mock/journal", "GET", None),
+                                      (f"{live.url}/_mock/reset", "POST", None)):
+                r = requests.request(method, url, timeout=30)
+                assert r.status_code == 503, (url, r.text)
+                assert r.headers["Retry-After"] == "1"
+                assert "the fake's store is unreachable" in r.text and server.url in r.text, r.text
+                if like is not None:  # the single update's own error shape (XML), not the fake's JSON
+                    assert r.headers["Content-Type"] == like.headers["Content-Type"]
+                    assert r.text.startswith(like.text[:20])
+                else:
+                    assert r.headers["Content-Type"].startswith("application/json")
+                    assert "internal error" not in r.text
+    finally:
+        if store is not None:
+            store.close()
+        server.stop()
+
+
+def test_messages_name_the_redis_url_without_its_password() -> None:
+    assert shown_url("redis://user:s3cret@db.example:6379/0") == "redis://user:***@db.example:6379/0"
+    assert shown_url("redis://:s3cret@db.example/1") == "redis://:***@db.example/1"
+    assert shown_url("redis://db.example:6379/0") == "redis://db.example:6379/0"
+    assert shown_url("unix:///run/redis.sock") == "unix:///run/redis.sock"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import StoreUnavailable
 from ..models.journal import JOURNAL_BYTES, Journal
 
 if TYPE_CHECKING:
@@ -77,6 +78,11 @@ class Store:
         allows: ``("limited", seconds, None)``, ``("done", None, profile)`` (the profile only when it may
         be over ``size_limit`` bytes), or None: the caller counts and applies it in transactions."""
         return None
+
+    def unavailable(self, exc: BaseException) -> StoreUnavailable | None:
+        """``exc`` as the store's own 503 when it means the store failed (unreachable, timed out), else
+        None (a bug, answered as one)."""
+        return exc if isinstance(exc, StoreUnavailable) else None
 
     def close(self) -> None:
         """Release connections; the state stays in a shared store for the next process."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from ..errors import ControlError
+from ..errors import ControlError, StoreUnavailable
 from ..models.batches import Batch
 from ..models.journal import ENTRY_OVERHEAD, JOURNAL_BYTES, Journal, JournalEntry
 from ..models.tenant import Tenant
@@ -46,7 +46,11 @@ if TYPE_CHECKING:
     from ..backend import MockBackend
     from ..models.profiles import IdKind, Profile
 
-__all__ = ["LOCK_TTL_MS", "RedisJournal", "RedisStore"]
+__all__ = ["LOCK_TTL_MS", "RedisJournal", "RedisStore", "shown_url"]
+
+#: A read this soon after the same thread's refresh uses it rather than ask again: the server refreshes
+#: before each request, and the request's first read (the token check) comes a fraction of a ms later.
+FRESH_S = 0.002
 
 #: How long the transaction lock lives if its holder dies without releasing it. Generous: an operation
 #: that outlives it (a huge batch applied on a starved machine) is refused at commit, never half-written.
@@ -121,6 +125,15 @@ while (maxlen >= 0 and redis.call('LLEN', KEYS[1]) > maxlen) or (maxbytes >= 0 a
 end
 return seq
 """
+
+
+def shown_url(url: str) -> str:
+    """``url`` fit for a message: its password (``redis://user:secret@host``) replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
 
 
 def _fingerprint(b: Batch) -> tuple[Any, ...]:
@@ -225,7 +238,7 @@ class _Read:
         tx._local.acquire()
         if tx._depth == 0:
             try:
-                tx._store.refresh()
+                tx._store._refresh_for_read()
             except BaseException:
                 tx._local.release()
                 raise
@@ -254,7 +267,7 @@ class RedisStore(Store):
             self._redis = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
             self._redis.ping()
         except (redis.RedisError, ValueError, OSError) as exc:
-            raise ControlError(f"cannot reach the Redis store at {url}: {exc}") from None
+            raise ControlError(f"cannot reach the Redis store at {shown_url(url)}: {exc}") from None
         self.lock = _Transaction(self)
         self._read = _Read(self.lock)
         self._keys = {name: f"{prefix}:{name}" for name in ("lock", "versions", "counter")}
@@ -279,6 +292,8 @@ class RedisStore(Store):
         self._batch_tenant: dict[str, str] = {}
         self._meta_fp: tuple[Any, ...] | None = None
         self._token = b""
+        self._thread = threading.local()  # .refreshed: when this thread last refreshed (monotonic s)
+        self.fresh_s = FRESH_S
 
     # --- the seam ---------------------------------------------------------------------------------
     def attach(self, backend: MockBackend) -> None:
@@ -298,16 +313,29 @@ class RedisStore(Store):
     def refresh(self) -> None:
         """One round trip when nothing changed (the versions), and the changed records; no lock is taken:
         every operation still reads the versions again under the lock before it acts."""
+        if self._refresh():
+            self._thread.refreshed = time.monotonic()
+
+    def _refresh(self) -> bool:
         tx = self.lock
         with tx._local:
             if tx._depth:
-                return  # inside an operation this thread already started from the latest state
+                return False  # inside an operation this thread already started from the latest state
             tx._depth += 1  # the records are applied as inside a transaction: no nested one may start
             try:
                 flat = self._call(self._versions_script, [self._keys["versions"]], [])
                 self._load({flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)})
             finally:
                 tx._depth -= 1
+        return True
+
+    def _refresh_for_read(self) -> None:
+        """Refresh, unless this thread's own refresh is under :data:`FRESH_S` old and no read used it yet."""
+        local = self._thread
+        at = getattr(local, "refreshed", None)
+        local.refreshed = None
+        if at is None or time.monotonic() - at > self.fresh_s:
+            self._refresh()
 
     def fault_lock(self) -> _Transaction:
         return self.lock
@@ -338,8 +366,8 @@ class RedisStore(Store):
             if got[0] == 1:
                 break
             if time.monotonic() > deadline:
-                raise ControlError(f"the Redis store at {self.url} (prefix {self.prefix!r}) stayed locked for "
-                                   f"{LOCK_TTL_MS // 1000 + 10} s; is another process stuck?", 503)
+                raise StoreUnavailable(f"the fake's Redis store at {self.shown_url} (prefix {self.prefix!r}) stayed "
+                                       f"locked for {LOCK_TTL_MS // 1000 + 10} s; is another process stuck?")
             time.sleep(pause)
             pause = min(pause * 2, 0.01)
         self._token = token
@@ -541,8 +569,8 @@ class RedisStore(Store):
                 cache.clear()
             self._meta_fp = None
             dict.clear(tenants)
-            raise ControlError(f"an operation outlived the Redis store's lock ({LOCK_TTL_MS // 1000} s) and was "
-                               "not saved; try it again", 503)
+            raise StoreUnavailable(f"an operation outlived the Redis store's lock ({LOCK_TTL_MS // 1000} s) and "
+                                   "was not saved; try it again")
         for (name, data), version in zip(changed, versions, strict=True):
             self._versions[name] = int(version)
             if not name.startswith("rows:"):
@@ -564,17 +592,29 @@ class RedisStore(Store):
         t.single_window = RedisBucketWindow(self, single, None)
         t.refresh_limits()
 
+    def unavailable(self, exc: BaseException) -> StoreUnavailable | None:
+        if isinstance(exc, StoreUnavailable):
+            return exc
+        if isinstance(exc, (redis.RedisError, OSError)):
+            return StoreUnavailable(f"the fake's store is unreachable: the Redis store at {self.shown_url} "
+                                    f"failed ({exc}); nothing of this call was saved")
+        return None
+
+    @property
+    def shown_url(self) -> str:
+        return shown_url(self.url)
+
     def _run(self, pipe: Any) -> list[Any]:
         try:
             return pipe.execute()  # type: ignore[no-any-return]
         except redis.RedisError as exc:
-            raise ControlError(f"the Redis store at {self.url} failed: {exc}", 503) from None
+            raise self.unavailable(exc) from None  # type: ignore[misc]
 
     def _call(self, script: Any, keys: list[Any], args: list[Any]) -> Any:
         try:
             return script(keys=keys, args=args)
         except redis.RedisError as exc:
-            raise ControlError(f"the Redis store at {self.url} failed: {exc}", 503) from None
+            raise self.unavailable(exc) from None  # type: ignore[misc]
 
 
 class RedisJournal(Journal):

@@ -14,6 +14,7 @@ from target_profile_mock.contracts.rules import Violation, rule
 from werkzeug.wsgi import get_content_length
 
 from ..backend import CapacityError, MockBackend
+from ..errors import StoreUnavailable
 from ..models.journal import BODY_KEEP, JournalEntry, environ_snapshot
 from ..surfaces import JSON, ROUTE_METHODS, XML, ErrorShape, Surface, by_operation
 
@@ -220,9 +221,10 @@ def over_capacity(exc: CapacityError, entry: JournalEntry, surface: Surface, be:
     return capacity_refusal(exc, surface, be)
 
 
-def capacity_refusal(exc: CapacityError, shape: Surface | ErrorShape | None, be: MockBackend | None = None) -> Response:
-    """The 503 of a call over one of the fake's own bounds, in ``shape`` (None: the fake's own
-    ``{"error": ...}``), with ``Retry-After`` when waiting would help."""
+def capacity_refusal(exc: CapacityError | StoreUnavailable, shape: Surface | ErrorShape | None,
+                     be: MockBackend | None = None) -> Response:
+    """The 503 of a call over one of the fake's own bounds or made while its store failed, in ``shape``
+    (None: the fake's own ``{"error": ...}``), with ``Retry-After`` when waiting would help."""
     message = str(exc)
     response = json_response({"error": message}, 503) if shape is None else error_response(shape, 503, message, be=be)
     if exc.retry_after is not None:

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, request
 
 from ..backend import ControlError, shown
+from ..errors import StoreUnavailable
 from ..lifecycle import LifecycleError
 from ..models.journal import JournalEntry
 from ..models.profiles import ID_KINDS
@@ -35,7 +36,10 @@ def _guard() -> Response | None:
 
 @bp.errorhandler(ControlError)
 def _control_error(exc: ControlError) -> Response:
-    return json_response({"error": str(exc)}, exc.status)
+    response = json_response({"error": str(exc)}, exc.status)
+    if isinstance(exc, StoreUnavailable):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @bp.errorhandler(LifecycleError)
