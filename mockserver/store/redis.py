@@ -312,8 +312,16 @@ class RedisStore(Store):
 
     def refresh(self) -> None:
         """One round trip when nothing changed (the versions), and the changed records; no lock is taken:
-        every operation still reads the versions again under the lock before it acts."""
-        if self._refresh():
+        every operation still reads the versions again under the lock before it acts.
+
+        When Redis cannot be reached it returns without raising: the server calls it before each request,
+        outside the app, and the request's own operations then meet the failure and answer their API's
+        503 (a read that needs no operation, such as the clock, answers this process's copy)."""
+        try:
+            fresh = self._refresh()
+        except StoreUnavailable:
+            return
+        if fresh:
             self._thread.refreshed = time.monotonic()
 
     def _refresh(self) -> bool:
