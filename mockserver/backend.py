@@ -29,6 +29,7 @@ from .errors import ControlError, unknown_keys
 from .lifecycle import Lifecycle
 from .models.batches import Batch
 from .models.faults import FaultInjector
+from .models.journal import JournalEntry
 from .models.profiles import ID_KINDS, IdKind, id_key
 from .models.tenant import PendingLogin, PendingUpdate, Tenant, Token
 from .snapshot import apply_state, export_state, import_state, read_file
@@ -643,19 +644,21 @@ class MockBackend:
             profile = t.apply_update(kind, profile_id, fallback, attributes, now)
             return _over_limit(profile)
 
-    def single_update_at_once(self, tenant: str, kind: IdKind, profile_id: str,
-                              fallback: tuple[IdKind, str] | None,
-                              attributes: dict[str, str]) -> tuple[float | None, int | None] | None:
+    def single_update_at_once(self, tenant: str, kind: IdKind, profile_id: str, fallback: tuple[IdKind, str] | None,
+                              attributes: dict[str, str], entry: JournalEntry | None = None,
+                              ) -> tuple[float | None, int | None, bool] | None:
         """:meth:`acquire_rate` (single) and :meth:`single_update` in one step, where the store has one and
-        nothing else is to happen (no fault queued): ``(seconds to wait, None)`` when over the limit, else
-        ``(None, the profile's size when over the limit)``. None: call those two."""
+        nothing else is to happen (no fault queued): ``(seconds to wait, None, False)`` when over the
+        limit, else ``(None, the profile's size when over the limit, journaled)``: ``entry``, the call's
+        journal entry recorded as a success, journaled in the same step. None: call those two."""
         if len(self.faults):
             return None
-        got = self.store.single_update(self, tenant, kind, profile_id, fallback, attributes, LIMITS.profile_data_bytes)
+        got = self.store.single_update(self, tenant, kind, profile_id, fallback, attributes, LIMITS.profile_data_bytes,
+                                       entry)
         if got is None:
             return None
-        outcome, wait, profile = got
-        return (wait, None) if outcome == "limited" else (None, _over_limit(profile))
+        outcome, wait, profile, journaled = got
+        return (wait, None, False) if outcome == "limited" else (None, _over_limit(profile), journaled)
 
     def visit(self, tenant: str, req: DeliveryRequest) -> dict[str, Any]:
         """A Delivery API call that passed the contract checks: find or start the visitor's profile,

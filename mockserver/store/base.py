@@ -17,7 +17,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import StoreUnavailable
-from ..models.journal import JOURNAL_BYTES, Journal
+from ..models.journal import JOURNAL_BYTES, Journal, JournalEntry
 
 if TYPE_CHECKING:
     from ..backend import MockBackend
@@ -72,11 +72,13 @@ class Store:
         return threading.Lock()
 
     def single_update(self, backend: MockBackend, tenant: str, kind: IdKind, profile_id: str,
-                      fallback: tuple[IdKind, str] | None, attributes: dict[str, str],
-                      size_limit: int) -> tuple[str, float | None, Profile | None] | None:
+                      fallback: tuple[IdKind, str] | None, attributes: dict[str, str], size_limit: int,
+                      entry: JournalEntry | None = None) -> tuple[str, float | None, Profile | None, bool] | None:
         """A single update counted and applied in one step of the store, where it has one and the case
-        allows: ``("limited", seconds, None)``, ``("done", None, profile)`` (the profile only when it may
-        be over ``size_limit`` bytes), or None: the caller counts and applies it in transactions."""
+        allows: ``("limited", seconds, None, False)``, ``("done", None, profile, journaled)`` (the profile
+        only when it may be over ``size_limit`` bytes; ``journaled``: ``entry``, the call's journal entry
+        as a success, was journaled in the same step), or None: the caller counts and applies it in
+        transactions."""
         return None
 
     def unavailable(self, exc: BaseException) -> StoreUnavailable | None:

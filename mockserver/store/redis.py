@@ -38,7 +38,7 @@ from ..snapshot import (
     tenant_out,
 )
 from .base import Store
-from .redis_fast import FAST_SINGLE, due_marker, fast_single_update
+from .redis_fast import FAST_SINGLE, JOURNAL_FN, due_marker, fast_single_update
 from .redis_limits import BUCKET, SLIDING, RedisBucketWindow, RedisSlidingWindow
 from .redis_profiles import FIND, FIND_MANY, RedisProfiles, profile_keys
 
@@ -111,19 +111,10 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# Number and append one journal entry ("<seq> <cost> <json>"), then drop the oldest beyond the bounds
-# (ARGV[3] entries, ARGV[4] bytes; -1: no bound).
-_JOURNAL_ADD = """
-local seq = redis.call('INCR', KEYS[2])
-redis.call('RPUSH', KEYS[1], seq .. ' ' .. ARGV[2] .. ' ' .. ARGV[1])
-local bytes = redis.call('INCRBY', KEYS[3], ARGV[2])
-local maxlen, maxbytes = tonumber(ARGV[3]), tonumber(ARGV[4])
-while (maxlen >= 0 and redis.call('LLEN', KEYS[1]) > maxlen) or (maxbytes >= 0 and bytes > maxbytes) do
-  local old = redis.call('LPOP', KEYS[1])
-  if not old then break end
-  bytes = redis.call('DECRBY', KEYS[3], tonumber(string.match(old, '^%d+ (%d+) ')))
-end
-return seq
+# Number and append one journal entry (KEYS: the list, its sequence, its size; ARGV: the entry's JSON, its
+# cost, the bounds).
+_JOURNAL_ADD = JOURNAL_FN + """
+return journal_add(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 """
 
 
@@ -349,14 +340,17 @@ class RedisStore(Store):
         return self.lock
 
     def single_update(self, backend: MockBackend, tenant: str, kind: IdKind, profile_id: str,
-                      fallback: tuple[IdKind, str] | None, attributes: dict[str, str],
-                      size_limit: int) -> tuple[str, float | None, Profile | None] | None:
+                      fallback: tuple[IdKind, str] | None, attributes: dict[str, str], size_limit: int,
+                      entry: JournalEntry | None = None) -> tuple[str, float | None, Profile | None, bool] | None:
         """Count and apply a single update in one script, without the lock (see :mod:`.redis_fast`)."""
         t = dict.get(backend._tenants, tenant)
         if t is None or not isinstance(t.single_window, RedisBucketWindow):
             return None
+        journal = backend.journal
+        journaled = (None if entry is None or not isinstance(journal, RedisJournal)
+                     else (entry, *journal.script_args(entry)))
         return fast_single_update(self, t, backend.now_ms(), backend.clock.now(), kind, profile_id, fallback,
-                                  attributes, size_limit)  # type: ignore[return-value]
+                                  attributes, size_limit, journaled)
 
     def close(self) -> None:
         self._redis.close()
@@ -643,12 +637,17 @@ class RedisJournal(Journal):
         return int(self._r.incr(self._seq_key))
 
     def add(self, entry: JournalEntry) -> None:
+        keys, args = self.script_args(entry)
+        entry.seq = int(self._store._call(self._store._journal_add, keys, args))
+
+    def script_args(self, entry: JournalEntry) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of ``journal_add`` for ``entry`` (its cost set): the journal script's, and
+        the one-script single update's, which journals its call in the same step."""
         cost = ENTRY_OVERHEAD + len(entry.body) + len(entry.response_body)
         entry.cost = cost
-        data = dumps(_entry_out(entry))
-        entry.seq = int(self._store._call(self._store._journal_add, [self._list, self._seq_key, self._bytes_key],
-                                          [data, cost, -1 if self.maxlen is None else self.maxlen,
-                                           -1 if self.max_bytes is None else self.max_bytes]))
+        return ([self._list, self._seq_key, self._bytes_key],
+                [dumps(_entry_out(entry)), cost, -1 if self.maxlen is None else self.maxlen,
+                 -1 if self.max_bytes is None else self.max_bytes])
 
     def clear(self) -> None:
         self._r.delete(self._list, self._bytes_key)

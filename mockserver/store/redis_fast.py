@@ -11,9 +11,10 @@ what it wrote. docs/stores.md explains why that is safe.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..models.profiles import IdKind, id_key
+from ..models.journal import JournalEntry
+from ..models.profiles import IdKind, Profile, id_key
 from ..models.tenant import Tenant
 from ..snapshot import profile_in
 from .redis_limits import BUCKET_FN, CLOCK_SKEW
@@ -22,19 +23,39 @@ from .redis_profiles import profile_keys
 if TYPE_CHECKING:
     from .redis import RedisStore
 
-__all__ = ["FAST_SINGLE", "due_marker", "fast_single_update"]
+__all__ = ["FAST_SINGLE", "JOURNAL_FN", "due_marker", "fast_single_update"]
 
 #: The due marker of a tenant whose single updates always take the transaction.
 ALWAYS_SLOW = "0"
 #: Nothing due, or no lifetime, in a due marker.
 NOTHING = "-"
 
+# Number and append one journal entry ("<seq> <cost> <json>"), then drop the oldest beyond the bounds
+# (maxlen entries, maxbytes bytes; -1: no bound). Answers the entry's number.
+JOURNAL_FN = """
+local function journal_add(list, seq_key, bytes_key, data, cost, maxlen, maxbytes)
+  local seq = redis.call('INCR', seq_key)
+  redis.call('RPUSH', list, seq .. ' ' .. cost .. ' ' .. data)
+  local bytes = redis.call('INCRBY', bytes_key, cost)
+  maxlen, maxbytes = tonumber(maxlen), tonumber(maxbytes)
+  while (maxlen >= 0 and redis.call('LLEN', list) > maxlen) or (maxbytes >= 0 and bytes > maxbytes) do
+    local old = redis.call('LPOP', list)
+    if not old then break end
+    bytes = redis.call('DECRBY', bytes_key, tonumber(string.match(old, '^%d+ (%d+) ')))
+  end
+  return seq
+end
+"""
+
 # KEYS: lock, due hash, single-update window, ids hash of the id's kind, of the fallback's kind, profiles,
-# pending rows. ARGV: tenant, now ms, now s, window s, limit (-1: none), bucket s, index key, pending field,
-# fallback index key ('': none), fallback pending field, profile data limit, the rate limit's clock skew,
-# then (JSON key, JSON entry) pairs. Answers {'busy'}, {'slow'}, {'limited', seconds}, {'done'} or
-# {'done', record} (a record that may be over the profile data limit).
-FAST_SINGLE = BUCKET_FN + """
+# pending rows, the journal's list, sequence and size.
+# ARGV: tenant, now ms, now s, window s, limit (-1: none), bucket s, index key, pending field, fallback
+# index key ('': none), fallback pending field, profile data limit, the rate limit's clock skew, the call's
+# journal entry as a success ('': none), its cost and the journal's bounds, then (JSON key, JSON entry)
+# pairs. Answers {'busy'}, {'slow'}, {'limited', seconds} or {'done', record, seq}: the record when it may
+# be over the profile data limit (then the entry is not journaled: it gets a note), else ''; the entry's
+# number when journaled, else 0.
+FAST_SINGLE = BUCKET_FN + JOURNAL_FN + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'busy'} end
 local marker = redis.call('HGET', KEYS[2], ARGV[1])
 if not marker or marker == '0' then return {'slow'} end
@@ -62,14 +83,18 @@ if tonumber(ARGV[5]) >= 0 then
                             tonumber(ARGV[12]))
   if wait then return {'limited', wait} end
 end
-if not record then return {'done'} end
+local function done(kept)
+  if ARGV[13] == '' or kept ~= '' then return {'done', kept, 0} end
+  return {'done', '', journal_add(KEYS[8], KEYS[9], KEYS[10], ARGV[13], ARGV[14], ARGV[15], ARGV[16])}
+end
+if not record then return done('') end
 if tonumber(active) < tonumber(ARGV[2]) then
   record = string.sub(record, 1, a - 1) .. ',"activeMs":' .. ARGV[2] .. string.sub(record, b + 1)
 end
 local s, e = string.find(record, ',"attributes":{', 1, true)
 if not s then return {'slow'} end
 local open = e  -- the object's '{'
-for i = 13, #ARGV, 2 do
+for i = 17, #ARGV, 2 do
   local key, entry = ARGV[i], ARGV[i + 1]
   local p = string.find(record, '{' .. key .. ':[', open, true)
   if not p then p = string.find(record, ',' .. key .. ':[', open, true) end
@@ -92,8 +117,8 @@ for i = 13, #ARGV, 2 do
   end
 end
 redis.call('HSET', KEYS[6], uid, record)
-if #record > tonumber(ARGV[11]) then return {'done', record} end
-return {'done'}
+if #record > tonumber(ARGV[11]) then return done(record) end
+return done('')
 """
 
 
@@ -115,10 +140,13 @@ def _encoded(value: object) -> str:
 
 
 def fast_single_update(store: RedisStore, t: Tenant, now_ms: int, now: float, kind: IdKind, profile_id: str,
-                       fallback: tuple[IdKind, str] | None, attributes: dict[str, str],
-                       size_limit: int) -> tuple[str, float | None, object] | None:
-    """One script: ``("limited", seconds, None)``, ``("done", None, profile or None)`` (the profile only
-    when its record is large enough to be over ``size_limit``), or None (take the transaction)."""
+                       fallback: tuple[IdKind, str] | None, attributes: dict[str, str], size_limit: int,
+                       journal: tuple[JournalEntry, list[str], list[Any]] | None = None,
+                       ) -> tuple[str, float | None, Profile | None, bool] | None:
+    """One script: ``("limited", seconds, None, False)``, ``("done", None, profile or None, journaled)``
+    (the profile only when its record is large enough to be over ``size_limit``; ``journal``, the call's
+    entry with the journal script's keys and arguments, journaled in the same step when it is then
+    complete), or None (take the transaction)."""
     window = t.single_window
     limit = window.limit
     keys = profile_keys(store.key(f"tenant:{t.code}"))
@@ -126,15 +154,19 @@ def fast_single_update(store: RedisStore, t: Tenant, now_ms: int, now: float, ki
     fb_kind, fb_key = (fallback[0], id_key(*fallback)) if fallback is not None else (kind, "")
     args: list[object] = [t.code, now_ms, repr(now), repr(window.window), -1 if limit is None else limit,
                           repr(window.bucket), key, f"{kind}:{key}", fb_key, f"{fb_kind}:{fb_key}", size_limit,
-                          CLOCK_SKEW]
+                          CLOCK_SKEW, *(journal[2] if journal is not None else ("", 0, -1, -1))]
     for name, value in attributes.items():
         if value != "":
             args += [_encoded(name), _encoded([value, now_ms])]
-    got = store._call(store._fast_single, [store.key("lock"), store.key("due"), window.key, keys[kind],  # type: ignore[attr-defined]
-                                           keys[fb_kind], keys["profiles"], keys["pending"]], args)
+    journal_keys = journal[1] if journal is not None else [store.key("journal")] * 3
+    got = store._call(store._fast_single, [store.key("lock"), store.key("due"), window.key, keys[kind],
+                                           keys[fb_kind], keys["profiles"], keys["pending"], *journal_keys], args)
     answer = got[0]
     if answer == b"limited":
-        return "limited", float(got[1]), None
+        return "limited", float(got[1]), None, False
     if answer == b"done":
-        return "done", None, profile_in(json.loads(got[1])) if len(got) > 1 else None
+        seq = int(got[2])
+        if seq and journal is not None:
+            journal[0].seq = seq
+        return "done", None, profile_in(json.loads(got[1])) if got[1] else None, bool(seq)
     return None

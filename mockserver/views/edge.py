@@ -100,8 +100,16 @@ def single_update(be: MockBackend, req: Request, client: str) -> Response:
     assert update.id_kind is not None and update.profile_id is not None
     kind: Literal["tntId", "thirdPartyId"] = "thirdPartyId" if update.id_kind == "mbox3rdPartyId" else "tntId"
     fallback = ("tntId", update.other_id[1]) if update.other_id else None
-    at_once = be.single_update_at_once(tenant, kind, update.profile_id, fallback, update.attributes)  # type: ignore[arg-type]
-    wait, over = (be.acquire_rate(tenant, "single"), None) if at_once is None else at_once
+    success = xml_response(update_success())
+    # the entry as finish() would close it on success, so a store that applies the update in one step
+    # can journal it in the same one
+    entry.status = success.status_code
+    entry.record_response(success.get_data())
+    at_once = be.single_update_at_once(tenant, kind, update.profile_id, fallback, update.attributes,  # type: ignore[arg-type]
+                                       entry)
+    if at_once is not None and at_once[2]:
+        return success
+    wait, over = (be.acquire_rate(tenant, "single"), None) if at_once is None else at_once[:2]
     if wait is not None:
         limit = be.rate_limit(tenant, "single")
         v = Violation(rule("rate.single"), f"client {tenant} has sent {limit:,} single updates in the last 24 hours"
@@ -119,7 +127,7 @@ def single_update(be: MockBackend, req: Request, client: str) -> Response:
     if over is not None:
         entry.violations.append(Violation(rule("profile.size"), f"the profile now holds {over:,} bytes of attribute "
                                           f"data; the limit is {LIMITS.profile_data_bytes:,}", "profile"))
-    return finish(xml_response(update_success()), be, entry)
+    return finish(success, be, entry)
 
 
 serve(bp, SINGLE.operation, single_update, direct=True)
