@@ -101,14 +101,17 @@ def single_update(be: MockBackend, req: Request, client: str) -> Response:
     kind: Literal["tntId", "thirdPartyId"] = "thirdPartyId" if update.id_kind == "mbox3rdPartyId" else "tntId"
     fallback = ("tntId", update.other_id[1]) if update.other_id else None
     success = xml_response(update_success())
-    # the entry as finish() would close it on success, so a store that applies the update in one step
-    # can journal it in the same one
-    entry.status = success.status_code
-    entry.record_response(success.get_data())
+    shared = be.store.shared
+    if shared:  # the entry as finish() closes it on success: the store may journal it with the update
+        entry.status = success.status_code
+        entry.record_response(success.get_data())
     at_once = be.single_update_at_once(tenant, kind, update.profile_id, fallback, update.attributes,  # type: ignore[arg-type]
-                                       entry)
+                                       entry if shared else None)
     if at_once is not None and at_once[2]:
         return success
+    if shared:  # not journaled: as it was, for whichever answer closes it (a streamed one records no body)
+        entry.status = 0
+        entry.record_response(b"")
     wait, over = (be.acquire_rate(tenant, "single"), None) if at_once is None else at_once[:2]
     if wait is not None:
         limit = be.rate_limit(tenant, "single")
