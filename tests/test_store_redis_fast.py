@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import pytest
 import redis.client
 import requests
+from conftest import BulkClient
 from flask.testing import FlaskClient
 from redis_server import RedisServer, redis_server_path
 from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
@@ -261,3 +262,22 @@ def test_messages_name_the_redis_url_without_its_password() -> None:
     assert shown_url("redis://:s3cret@db.example/1") == "redis://:***@db.example/1"
     assert shown_url("redis://db.example:6379/0") == "redis://db.example:6379/0"
     assert shown_url("unix:///run/redis.sock") == "unix:///run/redis.sock"
+
+
+def test_an_id_still_a_pending_batch_row_takes_the_transaction(pair: Any) -> None:
+    def scenario(be: MockBackend, client: FlaskClient) -> Any:
+        answers = _scripts(be) if be.store.shared else None
+        bulk = BulkClient(client)
+        bulk.apply(b"batch=thirdPartyId,tier,city\nrow-1,gold,Oslo\nrow-2,silver,Rome\n", tenant="acme")
+        out = [_update(client, {"tier": "platinum"}, mbox3rdPartyId="row-1"),  # made a profile by the update
+               _update(client, {"city": "Lima"}, mbox3rdPartyId="row-1"),  # a profile now: the script's
+               client.get("/rest/v1/profiles/thirdPartyId/row-1?client=acme").data,
+               client.get("/rest/v1/profiles/thirdPartyId/row-2?client=acme").data]
+        if answers is not None:
+            out.append(answers)
+        return out
+
+    memory, on_redis = pair(scenario)
+    assert on_redis[:-1] == memory
+    assert on_redis[-1] == ["slow", "done"]
+    assert b'"platinum"' in memory[2] and b'"Lima"' in memory[2]
