@@ -12,7 +12,7 @@ from target_profile_mock.mockserver import MockBackend
 pytestmark = pytest.mark.both_stores
 
 if TYPE_CHECKING:
-    from conftest import BulkClient
+    from bulk_client import BulkClient
 
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{2}:\d{2}$")
 TNT = "1368007744041-575948.01_00"

@@ -14,7 +14,7 @@ from target_profile_mock.mockserver import MockBackend
 pytestmark = pytest.mark.both_stores
 
 if TYPE_CHECKING:
-    from conftest import BulkClient
+    from bulk_client import BulkClient
 
 HINTED = "1368007744041-575948.28_0"
 FORMS = ["1368007744041-575948", "1368007744041-575948.28_0", "1368007744041-575948.17_05",

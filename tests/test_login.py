@@ -11,7 +11,7 @@ from target_profile_mock.mockserver import MockBackend
 pytestmark = pytest.mark.both_stores
 
 if TYPE_CHECKING:
-    from conftest import BulkClient
+    from bulk_client import BulkClient
 
 URL = "/rest/v1/delivery?client=acme&sessionId=s-1"
 

@@ -12,7 +12,7 @@ from werkzeug.test import TestResponse
 pytestmark = pytest.mark.both_stores
 
 if TYPE_CHECKING:
-    from conftest import BulkClient
+    from bulk_client import BulkClient
 
 DAY = 86_400.0
 NOT_FOUND = b'{"status" : 404, "message" : "No profile found for client acme with third party id=c-1"}'

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import pytest
 import redis.client
 import requests
-from conftest import BulkClient
+from bulk_client import BulkClient
 from flask.testing import FlaskClient
 from redis_server import RedisServer, redis_server_path
 from target_profile_mock.mockserver import Lifecycle, MockBackend, MockConfig, create_app
