@@ -105,8 +105,9 @@ def single_update(be: MockBackend, req: Request, client: str) -> Response:
     if shared:  # the entry as finish() closes it on success: the store may journal it with the update
         entry.status = success.status_code
         entry.record_response(success.get_data())
+    # only a shared store has a one-step update; in memory the two calls below are already one lock each
     at_once = be.single_update_at_once(tenant, kind, update.profile_id, fallback, update.attributes,  # type: ignore[arg-type]
-                                       entry if shared else None)
+                                       entry) if shared else None
     if at_once is not None and at_once[2]:
         return success
     if shared:  # not journaled: as it was, for whichever answer closes it (a streamed one records no body)
