@@ -22,17 +22,14 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's package
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the suite's redis-server starter
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bulk import follow
@@ -52,6 +49,7 @@ from common import (
     python_load,
     report,
 )
+from redis_server import RedisServer, redis_server_path
 from single import TENANT, UPDATE, _seed
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -63,31 +61,15 @@ REDIS_TIMEOUT = 900.0
 @contextmanager
 def redis_server() -> Iterator[tuple[str, int]]:
     """A redis-server of this run on a free loopback port, without persistence; (URL without db, pid)."""
-    import redis
-
-    if shutil.which("redis-server") is None:
+    executable = redis_server_path()
+    if executable is None:
         raise SystemExit("redis-server is not installed (Debian: apt-get install redis-server)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with tempfile.TemporaryDirectory() as folder:
-        proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no", "--dir", folder], stdout=subprocess.DEVNULL)
-        url = f"redis://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    redis.Redis.from_url(url).ping()
-                    break
-                except redis.ConnectionError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("redis-server did not start") from None
-                    time.sleep(0.02)
-            yield url, proc.pid
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    server = RedisServer(executable)
+    try:
+        assert server.proc is not None
+        yield f"redis://127.0.0.1:{server.port}", server.proc.pid
+    finally:
+        server.stop()
 
 
 def cpu_seconds(pid: int) -> float:
