@@ -16,6 +16,7 @@ from werkzeug.utils import cached_property
 from . import ui
 from .backend import CapacityError, MockBackend
 from .config import MockConfig
+from .errors import StaleState
 from .models.journal import query_args
 from .store import Store
 from .surfaces import REST_JSON, ROUTE_METHODS, SURFACES, route_pattern, shape_of_path
@@ -241,21 +242,28 @@ def _lean_front(app: Flask, flask_wsgi: WsgiApp) -> WsgiApp:
     hot = HotRoutes()
     hooked = flask_hooks(app)
 
+    def to_flask(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        # an optimistic request (Store.optimistic) is checked now: Flask's hooks read state before the view
+        config["BACKEND"].store.confirm()
+        return flask_wsgi(environ, start_response)
+
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if (environ.get("REQUEST_METHOD") not in _HOT_METHODS or "werkzeug.debug.preserve_context" in environ
                 or hooked()):
-            return flask_wsgi(environ, start_response)
+            return to_flask(environ, start_response)
         be: MockBackend = config["BACKEND"]
         if len(be.faults):
-            return flask_wsgi(environ, start_response)
+            return to_flask(environ, start_response)
         lean = _LeanRequest(environ)
         match = hot.match(lean.path)
         if match is None:
-            return flask_wsgi(environ, start_response)
+            return to_flask(environ, start_response)
         req = cast(Request, lean)  # the views read only what it serves as werkzeug does
         operation, args, _ = match
         try:
             response = DIRECT_VIEWS[operation](be, req, **args)
+        except StaleState:
+            raise  # for the server to run the request again (server.SharedState)
         except HTTPException as exc:
             response = http_error_response(req, exc)
         except CapacityError as exc:

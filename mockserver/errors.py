@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-__all__ = ["ControlError", "StoreUnavailable", "unknown_keys"]
+__all__ = ["ControlError", "StaleState", "StoreUnavailable", "unknown_keys"]
 
 
 class ControlError(ValueError):
@@ -22,6 +22,12 @@ class StoreUnavailable(ControlError):
     def __init__(self, message: str, retry_after: int = 1) -> None:
         super().__init__(message, 503)
         self.retry_after = retry_after
+
+
+class StaleState(Exception):
+    """Raised inside an optimistic request (``Store.optimistic``) when another process changed the state
+    since this one last read it: nothing of the request was written, and the server runs it again on
+    the fresh state. Never reaches a client."""
 
 
 def unknown_keys(given: Iterable[str], allowed: Sequence[str], what: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -25,7 +26,9 @@ from waitress.task import ErrorTask
 from waitress.utilities import RequestEntityTooLarge, RequestHeaderFieldsTooLarge
 from werkzeug.wsgi import ClosingIterator
 
+from .errors import StaleState
 from .models.journal import JournalEntry, query_args
+from .surfaces import by_operation, route_pattern
 
 if TYPE_CHECKING:
     from .store import Store
@@ -285,23 +288,57 @@ class _Channel(HTTPChannel):
         return super().received(data)  # type: ignore[no-any-return]
 
 
+#: The paths of the single update, the call a shared store serves optimistically.
+_SINGLE_PATHS = re.compile("(?:" + "|".join(route_pattern(r.rule)[0] for r in by_operation("single-update").routes)
+                           + r")\Z")
+
+
 class SharedState:
-    """WSGI middleware for a backend on a shared store: each request starts from the store's latest state.
+    """WSGI middleware for a backend on a shared store: each request works on the store's latest state.
 
     The model reads and writes inside store transactions, which bring in what other processes changed;
     but a few reads come before any transaction (whether faults are queued, which sends a call down the
     fast path or not; ``GET /_mock/clock``), and in a process that has not had a transaction since
     another changed the state they would see the old one. ``store.refresh()`` first (one round trip
     when nothing changed, no lock) brings it in.
+
+    A single update (GET, or POST with a body of a known length no larger than the contract allows) is
+    served optimistically instead (``store.optimistic()``): on the state the process holds, with the
+    store's first step checking that it is still current. When it is not, nothing was written, and the
+    request runs again after the refresh. The usual single update then costs one round trip, not two.
     """
 
     def __init__(self, app: Callable[..., Iterable[bytes]], backend: Any) -> None:
         self.app = app  # make_server finds the Flask app (and its backend) through ``.app``
         self.refresh = backend.store.refresh
+        self.optimistic = backend.store.optimistic
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        body = self._replayable(environ)
+        if body is not None:
+            try:
+                with self.optimistic():
+                    return self.app(environ, start_response)
+            except StaleState:
+                body.seek(0)  # nothing was written or answered: run it again on the fresh state
         self.refresh()
         return self.app(environ, start_response)
+
+    @staticmethod
+    def _replayable(environ: dict[str, Any]) -> io.BytesIO | None:
+        """For a single update that may be served optimistically: its body, read into memory (so the
+        request can run twice); else None."""
+        method = environ.get("REQUEST_METHOD")
+        if method not in ("GET", "POST") or not _SINGLE_PATHS.match(environ.get("PATH_INFO", "")):
+            return None
+        if "HTTP_TRANSFER_ENCODING" in environ:
+            return None
+        length = environ.get("CONTENT_LENGTH") or "0"
+        if not length.isdigit() or int(length) > LIMITS.single_post_bytes + 1:
+            return None  # refused by the view whichever way it runs: no need to hold it
+        body = io.BytesIO(environ["wsgi.input"].read(int(length)) if length != "0" else b"")
+        environ["wsgi.input"] = body
+        return body
 
 
 class _InFlight:

@@ -107,6 +107,26 @@ def check_one_fake(a: str, b: str) -> None:
     assert [fresh("GET", base + FETCH.format("nobody", "t4")).status_code for base in (a, b) * 6] == expected
     fresh("DELETE", a + "/_mock/faults").raise_for_status()
 
+    # a single update is served on the state its process holds, checked in the update's own script: a change
+    # made through the other process in between is never missed (the update runs again on the fresh state)
+    def update(base: str, tier: str) -> int:
+        return fresh("GET", base + f"/m2/t5/profile/update?mbox3rdPartyId=s1&profile.tier={tier}").status_code
+
+    def tier(base: str) -> str:
+        return str(fresh("GET", base + FETCH.format("s1", "t5")).json()["profileAttributes"]["tier"]["value"])
+
+    fresh("POST", a + "/_mock/tenants/t5/profiles", json={"thirdPartyId": "s1"}).raise_for_status()
+    assert [update(base, "gold") for base in (a, b)] == [200, 200]  # both hold the state now
+    fresh("POST", b + "/_mock/faults", json={"kind": "status", "status": 502, "operation": "single-update",
+                                             "tenant": "t5", "times": 1}).raise_for_status()
+    assert [update(base, "silver") for base in (a, b, a)] == [502, 200, 200]
+    fresh("PUT", a + "/_mock/settings", json={"update_delay": 3600}).raise_for_status()
+    assert update(b, "bronze") == 200
+    assert [tier(base) for base in (a, b)] == ["silver", "silver"]  # delayed, as the setting now says
+    fresh("PUT", b + "/_mock/settings", json={"update_delay": 0}).raise_for_status()
+    assert update(a, "platinum") == 200
+    assert [tier(base) for base in (a, b)] == ["platinum", "platinum"]
+
     # a clock advance through one is seen by the other
     before = fresh("GET", b + "/_mock/clock").json()["now"]
     fresh("POST", a + "/_mock/clock", json={"advance": 86_400}).raise_for_status()

@@ -74,14 +74,16 @@ def _journal(be: MockBackend) -> Any:
 def _scripts(be: MockBackend) -> list[str]:
     """The fast path's answers during the backend's next calls (spies on the store's script)."""
     answers: list[str] = []
-    script = be.store._fast_single  # type: ignore[attr-defined]
+    store = be.store
+    call = store._call  # type: ignore[attr-defined]
 
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        got = script(*args, **kwargs)
-        answers.append(got[0].decode())
+    def spy(script: Any, keys: list[Any], args: list[Any]) -> Any:
+        got = call(script, keys, args)
+        if script is store._fast_single:  # type: ignore[attr-defined]
+            answers.append(got[0].decode())
         return got
 
-    be.store._fast_single = spy  # type: ignore[attr-defined]
+    store._call = spy  # type: ignore[attr-defined]
     return answers
 
 
@@ -108,38 +110,83 @@ def test_updates_through_the_script_answer_and_store_what_memory_does(pair: Any)
     assert on_redis == memory
 
 
-def test_a_single_update_takes_three_round_trips(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def _round_trips(store: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The round trips the store makes from now on: its scripts (by the first key's name) and any plain
+    redis-py command."""
+    trips: list[str] = []
+    call, execute = store._call, redis.client.Redis.execute_command
+
+    def script(script: Any, keys: list[Any], args: list[Any]) -> Any:
+        trips.append(f"script {keys[0]}")
+        return call(script, keys, args)
+
+    def command(self: Any, *args: Any, **kwargs: Any) -> Any:
+        trips.append(str(args[0]))
+        return execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(store, "_call", script)
+    monkeypatch.setattr(redis.client.Redis, "execute_command", command)
+    return trips
+
+
+def test_a_single_update_takes_two_round_trips_and_one_when_optimistic(redis_url: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     store = open_store(redis_url)
     try:
         be = MockBackend(MockConfig(), store=store)
         be.seed_profile("acme", third_party_id="cust-1", attributes={"tier": "silver"})
         client = create_app(be).test_client()
         client.post("/m2/acme/profile/update?mbox3rdPartyId=cust-1&profile.tier=gold")  # loads the scripts
-        commands: list[Any] = []
-        execute = redis.client.Redis.execute_command
-
-        def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
-            commands.append(args[0])
-            return execute(self, *args, **kwargs)
-
-        monkeypatch.setattr(redis.client.Redis, "execute_command", counted)
+        trips = _round_trips(store, monkeypatch)
         r = client.post("/m2/acme/profile/update?mbox3rdPartyId=cust-1&profile.tier=platinum")
-        monkeypatch.undo()
         assert r.status_code == 200
         # the token check's refresh, the update's script (rate limit counted and entry journaled in it)
-        assert len(commands) == 2, commands
-        assert be.get_profile("acme", "thirdPartyId", "cust-1")["attributes"]["tier"] == "platinum"  # type: ignore[index]
-        # behind the server, which refreshes before each request: the token check uses that refresh
-        store.fresh_s = 60.0  # however slow this machine is, the request's read comes within it
-        store.refresh()
-        monkeypatch.setattr(redis.client.Redis, "execute_command", counted)
-        commands.clear()
-        client.post("/m2/acme/profile/update?mbox3rdPartyId=cust-1&profile.tier=gold")
-        client.post("/m2/acme/profile/update?mbox3rdPartyId=cust-1&profile.tier=bronze")  # no refresh before it
+        assert trips == ["script tpm:versions", "script tpm:lock"], trips
+        # optimistic, as the server runs it: the script checks what was read, and nothing else goes to Redis
+        trips.clear()
+        with store.optimistic():
+            r = client.post("/m2/acme/profile/update?mbox3rdPartyId=cust-1&profile.tier=bronze")
+        assert r.status_code == 200
+        assert trips == ["script tpm:lock"], trips
         monkeypatch.undo()
-        assert len(commands) == 1 + 2, commands
+        assert be.get_profile("acme", "thirdPartyId", "cust-1")["attributes"]["tier"] == "bronze"  # type: ignore[index]
+        assert [e.parsed["attributes"]["tier"] for e in be.journal.entries()[-2:]] == ["platinum", "bronze"]
     finally:
         store.close()
+
+
+def test_an_optimistic_request_on_stale_state_writes_nothing_and_says_so(redis_url: str) -> None:
+    from target_profile_mock.mockserver.errors import StaleState
+
+    mine, other = open_store(redis_url, prefix="st"), open_store(redis_url, prefix="st")
+    try:
+        be, elsewhere = MockBackend(MockConfig(), store=mine), MockBackend(MockConfig(), store=other)
+        be.seed_profile("acme", third_party_id="cust-1", attributes={"tier": "silver"})
+        client = create_app(be).test_client()
+        client.post("/m2/acme/profile/update?mbox3rdPartyId=cust-1&profile.tier=gold")
+        elsewhere.configure("acme", update_delay=60)  # another process: updates now wait a minute
+        before = len(be.journal)
+        with pytest.raises(StaleState), mine.optimistic():  # the update script sees the change
+            client.post("/m2/acme/profile/update?mbox3rdPartyId=cust-1&profile.tier=platinum")
+        assert len(be.journal) == before
+        # a refusal is journaled by a script that checks as well: nothing journaled either
+        elsewhere.configure("acme", update_delay=0)
+        with pytest.raises(StaleState), mine.optimistic():
+            client.post("/m2/acme/profile/update?mbox3rdPartyId=cust-1")  # no attribute: refused
+        assert len(be.journal) == before
+        # and a transaction taken optimistically refuses to act on what it did not read
+        elsewhere.configure("acme", update_delay=0.5)
+        with pytest.raises(StaleState), mine.optimistic(), be.lock:
+            pass
+        mine.refresh()
+        with mine.optimistic():  # nothing changed since: it goes through
+            assert client.post("/m2/acme/profile/update?mbox3rdPartyId=cust-1&profile.tier=platinum").status_code == 200
+        assert be.get_profile("acme", "thirdPartyId", "cust-1")["attributes"]["tier"] == "gold"  # type: ignore[index]
+        be.advance(1)
+        assert be.get_profile("acme", "thirdPartyId", "cust-1")["attributes"]["tier"] == "platinum"  # type: ignore[index]
+    finally:
+        mine.close()
+        other.close()
 
 
 def test_the_rate_limit_and_the_size_limit_answer_as_in_memory(pair: Any) -> None:

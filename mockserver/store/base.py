@@ -14,6 +14,7 @@ journal entries): plain JSON, no object identity, nothing only Python can hold.
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import StoreUnavailable
@@ -65,6 +66,18 @@ class Store:
         """Bring in what other processes changed since this one last looked, without the transaction's
         lock (for reads made outside any operation: whether faults are queued, the clock). Nothing to
         do for a store only this process uses."""
+
+    def optimistic(self) -> AbstractContextManager[object]:
+        """For one request served on the state this process already holds, without ``refresh()`` first:
+        inside it, the store's first step that reads or writes shared state checks, in the same step,
+        that nothing changed since this process last read it, and raises :class:`~..errors.StaleState`
+        (having written nothing) when something did; the server then refreshes and runs the request
+        again. Nothing to check for a store only this process uses."""
+        return nullcontext()
+
+    def confirm(self) -> None:
+        """Inside :meth:`optimistic`: check now (refreshing) that the state read so far is current, raising
+        ``StaleState`` if not; from then on the request runs as any other. Elsewhere, nothing."""
 
     def fault_lock(self) -> TransactionLock:
         """The lock the fault queue decides under (a shared store's transaction, so a rule's hits and

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import redis
+from redis.exceptions import NoScriptError
 
-from ..errors import ControlError, StoreUnavailable
+from ..errors import ControlError, StaleState, StoreUnavailable
 from ..models.batches import Batch
 from ..models.journal import ENTRY_OVERHEAD, JOURNAL_BYTES, Journal, JournalEntry
 from ..models.tenant import Tenant
@@ -56,18 +57,24 @@ FRESH_S = 0.002
 #: that outlives it (a huge batch applied on a starved machine) is refused at commit, never half-written.
 LOCK_TTL_MS = 120_000
 
-# Take the lock; when taken, answer the versions of every record in the same round trip.
+# Take the lock; when taken, answer the versions of every record and the generation in the same round trip.
 _ACQUIRE = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, redis.call('HGETALL', KEYS[2])}
+  return {1, redis.call('HGETALL', KEYS[2]), tonumber(redis.call('GET', KEYS[3]) or '0')}
 end
 return {0}
 """
 
-# Write the changed records and remove the removed ones, each with a new version number; apply the hash
+# The generation and the versions of every record (what refresh() compares with what this process holds).
+_VERSIONS = """
+return {tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('HGETALL', KEYS[1])}
+"""
+
+# Write the changed records and remove the removed ones, each with a new version number (the generation,
+# KEYS[3], counts every version given and goes up once more when records are removed); apply the hash
 # operations (quads: H key field value = HSET, D key field _ = HDEL, Z key member score = ZADD, X key _ _ = DEL,
 # P key json _ = HSET
-# every field of a JSON object of strings); release the lock.
+# every field of a JSON object of strings); release the lock; answer the new versions, then the generation.
 # All or nothing, and nothing at all if the lock is no longer this transaction's.
 _COMMIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
@@ -86,6 +93,7 @@ for _ = 1, removed do
   redis.call('HDEL', KEYS[2], ARGV[i])
   i = i + 1
 end
+if removed > 0 then redis.call('INCR', KEYS[3]) end
 while i <= #ARGV do
   local op = ARGV[i]
   if op == 'H' then redis.call('HSET', ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
@@ -103,6 +111,7 @@ while i <= #ARGV do
   i = i + 4
 end
 redis.call('DEL', KEYS[1])
+out[#out + 1] = tonumber(redis.call('GET', KEYS[3]) or '0')
 return out
 """
 
@@ -111,11 +120,24 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# Number and append one journal entry (KEYS: the list, its sequence, its size; ARGV: the entry's JSON, its
-# cost, the bounds).
+# Number and append one journal entry (KEYS: the list, its sequence, its size, the generation; ARGV: the
+# entry's JSON, its cost, the bounds, the generation the caller read its state at or ''). Answers the
+# entry's number, or -1 (nothing done) when the generation is no longer the caller's.
 _JOURNAL_ADD = JOURNAL_FN + """
+if ARGV[5] ~= '' and (redis.call('GET', KEYS[4]) or '0') ~= ARGV[5] then return -1 end
 return journal_add(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 """
+
+
+def _packed(items: list[Any]) -> bytes:
+    """One Redis command in the wire format (RESP): what redis-py would send, without its per-argument
+    encoder calls (the hot scripts have some thirty arguments)."""
+    out = [b"*%d\r\n" % len(items)]
+    for item in items:
+        if item.__class__ is not bytes:
+            item = item.encode() if item.__class__ is str else str(item).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(item), item))
+    return b"".join(out)
 
 
 def shown_url(url: str) -> str:
@@ -245,6 +267,21 @@ class _Read:
         tx._local.release()
 
 
+class _Optimistic:
+    """``store.optimistic()``: this thread's request goes on the state the process holds, read at
+    generation ``store._gen``; the first store step checks it (see :meth:`RedisStore.optimistic`)."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> _Optimistic:
+        self._store._thread.optimistic = self._store._gen
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._store._thread.optimistic = None
+
+
 class RedisStore(Store):
     """State in Redis under a key prefix, shared by every process that opens the same URL and prefix."""
 
@@ -261,6 +298,7 @@ class RedisStore(Store):
             raise ControlError(f"cannot reach the Redis store at {shown_url(url)}: {exc}") from None
         self.lock = _Transaction(self)
         self._read = _Read(self.lock)
+        #: counter: the generation, which every commit that writes or removes a record moves on
         self._keys = {name: f"{prefix}:{name}" for name in ("lock", "versions", "counter")}
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._commit = self._redis.register_script(_COMMIT)
@@ -270,7 +308,7 @@ class RedisStore(Store):
         self._sliding = self._redis.register_script(SLIDING)
         self._bucket = self._redis.register_script(BUCKET)
         self.process = secrets.token_hex(4)  # tells this process's bulk calls from others' in Redis
-        self._versions_script = self._redis.register_script("return redis.call('HGETALL', KEYS[1])")
+        self._versions_script = self._redis.register_script(_VERSIONS)
         self._find_many = self._redis.register_script(FIND_MANY)
         self._fast_single = self._redis.register_script(FAST_SINGLE)
         self._backend: MockBackend | None = None
@@ -283,8 +321,14 @@ class RedisStore(Store):
         self._batch_tenant: dict[str, str] = {}
         self._meta_fp: tuple[Any, ...] | None = None
         self._token = b""
-        self._thread = threading.local()  # .refreshed: when this thread last refreshed (monotonic s)
+        # .refreshed: when this thread last refreshed (monotonic s); .optimistic: the generation its
+        # optimistic request read at, until a store step checks it; .conn: its connection for scripts
+        self._thread = threading.local()
         self.fresh_s = FRESH_S
+        self._gen = 0  # the generation of the records this process holds
+        self._optimistic = _Optimistic(self)
+        self._conns: list[Any] = []
+        self._conns_lock = threading.Lock()
 
     # --- the seam ---------------------------------------------------------------------------------
     def attach(self, backend: MockBackend) -> None:
@@ -301,6 +345,27 @@ class RedisStore(Store):
     def read(self) -> _Read:
         return self._read
 
+    def optimistic(self) -> _Optimistic:
+        """This thread's request reads the records the process holds without refreshing them first; the
+        first script it runs (the single update's, the journal's, the transaction's lock) also checks that
+        the generation is still the one read at, and raises ``StaleState`` without doing anything when it
+        is not. A single update then takes one round trip instead of two."""
+        return self._optimistic
+
+    def confirm(self) -> None:
+        gen = self._take_optimistic()
+        if gen is not None and self._refresh() not in (None, gen):
+            raise StaleState("another process changed the state since this request read it")
+
+    def _take_optimistic(self) -> int | None:
+        """The generation this thread's optimistic request read at, which the caller checks in its step
+        (then the request goes on as any other); None outside one."""
+        local = self._thread
+        gen = getattr(local, "optimistic", None)
+        if gen is not None:
+            local.optimistic = None
+        return gen
+
     def refresh(self) -> None:
         """One round trip when nothing changed (the versions), and the changed records; no lock is taken:
         every operation still reads the versions again under the lock before it acts.
@@ -312,25 +377,30 @@ class RedisStore(Store):
             fresh = self._refresh()
         except StoreUnavailable:
             return
-        if fresh:
+        if fresh is not None:
             self._thread.refreshed = time.monotonic()
 
-    def _refresh(self) -> bool:
+    def _refresh(self) -> int | None:
+        """Bring in what changed; the generation now held, or None inside an operation (nothing to do)."""
         tx = self.lock
         with tx._local:
             if tx._depth:
-                return False  # inside an operation this thread already started from the latest state
+                return None  # inside an operation this thread already started from the latest state
             tx._depth += 1  # the records are applied as inside a transaction: no nested one may start
             try:
-                flat = self._call(self._versions_script, [self._keys["versions"]], [])
+                gen, flat = self._call(self._versions_script, [self._keys["versions"], self._keys["counter"]], [])
                 self._load({flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)})
+                self._gen = int(gen)
             finally:
                 tx._depth -= 1
-        return True
+        return self._gen
 
     def _refresh_for_read(self) -> None:
-        """Refresh, unless this thread's own refresh is under :data:`FRESH_S` old and no read used it yet."""
+        """Refresh, unless this thread's own refresh is under :data:`FRESH_S` old and no read used it yet,
+        or its request is optimistic (its first script checks what it read)."""
         local = self._thread
+        if getattr(local, "optimistic", None) is not None:
+            return
         at = getattr(local, "refreshed", None)
         local.refreshed = None
         if at is None or time.monotonic() - at > self.fresh_s:
@@ -353,6 +423,10 @@ class RedisStore(Store):
                                   attributes, size_limit, journaled)
 
     def close(self) -> None:
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.disconnect()
         self._redis.close()
 
     def key(self, name: str) -> str:
@@ -362,7 +436,8 @@ class RedisStore(Store):
     def _begin(self) -> None:
         token = secrets.token_hex(16).encode()
         pause, deadline = 0.0005, time.monotonic() + LOCK_TTL_MS / 1000 + 10
-        keys = [self._keys["lock"], self._keys["versions"]]
+        keys = [self._keys["lock"], self._keys["versions"], self._keys["counter"]]
+        read_at = self._take_optimistic()  # checked once the lock is taken
         while True:
             got = self._call(self._acquire, keys, [token, LOCK_TTL_MS])
             if got[0] == 1:
@@ -377,6 +452,9 @@ class RedisStore(Store):
             flat = got[1]
             versions = {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
             self._load(versions)
+            self._gen = int(got[2])
+            if read_at is not None and read_at != self._gen:
+                raise StaleState("another process changed the state since this request read it")
         except BaseException:
             self._call(self._release, [self._keys["lock"]], [token])
             raise
@@ -564,6 +642,8 @@ class RedisStore(Store):
             args += [name, data]
         args += [len(removed), *removed, *ops]
         versions = self._call(self._commit, [self._keys["lock"], self._keys["versions"], self._keys["counter"]], args)
+        if versions is not None:
+            self._gen = int(versions.pop())
         if versions is None:
             # another process took the lock after it expired: what this one did is not written, so forget
             # every record read and start the next transaction from what Redis holds
@@ -607,15 +687,33 @@ class RedisStore(Store):
         return shown_url(self.url)
 
     def _run(self, pipe: Any) -> list[Any]:
+        if getattr(self._thread, "optimistic", None) is not None:
+            self.confirm()
         try:
             return pipe.execute()  # type: ignore[no-any-return]
         except redis.RedisError as exc:
             raise self.unavailable(exc) from None  # type: ignore[misc]
 
     def _call(self, script: Any, keys: list[Any], args: list[Any]) -> Any:
+        """Run a script on this thread's own connection (reused without the pool's bookkeeping, the
+        command packed here): a script is what nearly every request runs, once or twice."""
+        if getattr(self._thread, "optimistic", None) is not None:
+            self.confirm()  # a step that does not check the generation itself
+        conn = getattr(self._thread, "conn", None)
+        if conn is None:
+            conn = self._thread.conn = self._redis.connection_pool.make_connection()
+            with self._conns_lock:
+                self._conns.append(conn)
         try:
-            return script(keys=keys, args=args)
-        except redis.RedisError as exc:
+            try:
+                conn.send_packed_command([_packed([b"EVALSHA", script.sha, len(keys), *keys, *args])], False)
+                return conn.read_response()
+            except NoScriptError:  # a Redis restarted or flushed: EVAL runs it and caches it again
+                conn.send_packed_command([_packed([b"EVAL", script.script, len(keys), *keys, *args])], False)
+                return conn.read_response()
+        except (redis.RedisError, OSError) as exc:
+            if not isinstance(exc, redis.ResponseError):
+                conn.disconnect()  # a reply may be left unread: the next call connects anew
             raise self.unavailable(exc) from None  # type: ignore[misc]
 
 
@@ -638,7 +736,13 @@ class RedisJournal(Journal):
 
     def add(self, entry: JournalEntry) -> None:
         keys, args = self.script_args(entry)
-        entry.seq = int(self._store._call(self._store._journal_add, keys, args))
+        store = self._store
+        read_at = store._take_optimistic()
+        seq = int(store._call(store._journal_add, [*keys, store._keys["counter"]],
+                              [*args, "" if read_at is None else read_at]))
+        if seq < 0:
+            raise StaleState("another process changed the state since this request read it")
+        entry.seq = seq
 
     def script_args(self, entry: JournalEntry) -> tuple[list[str], list[Any]]:
         """The keys and arguments of ``journal_add`` for ``entry`` (its cost set): the journal script's, and

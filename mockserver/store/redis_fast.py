@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from ..errors import StaleState
 from ..models.journal import JournalEntry
 from ..models.profiles import IdKind, Profile, id_key
 from ..models.tenant import Tenant
@@ -48,14 +49,16 @@ end
 """
 
 # KEYS: lock, due hash, single-update window, ids hash of the id's kind, of the fallback's kind, profiles,
-# pending rows, the journal's list, sequence and size.
+# pending rows, the journal's list, sequence and size, the generation.
 # ARGV: tenant, now ms, now s, window s, limit (-1: none), bucket s, index key, pending field, fallback
 # index key ('': none), fallback pending field, profile data limit, the rate limit's clock skew, the call's
-# journal entry as a success ('': none), its cost and the journal's bounds, then (JSON key, JSON entry)
-# pairs. Answers {'busy'}, {'slow'}, {'limited', seconds} or {'done', record, seq}: the record when it may
-# be over the profile data limit (then the entry is not journaled: it gets a note), else ''; the entry's
+# journal entry as a success ('': none), its cost and the journal's bounds, the generation the caller read
+# its state at ('': not checked), then (JSON key, JSON entry) pairs. Answers {'stale'} (the generation
+# moved on), {'busy'}, {'slow'}, {'limited', seconds} or {'done', record, seq}: the record when it may be
+# over the profile data limit (then the entry is not journaled: it gets a note), else ''; the entry's
 # number when journaled, else 0.
 FAST_SINGLE = BUCKET_FN + JOURNAL_FN + """
+if ARGV[17] ~= '' and (redis.call('GET', KEYS[11]) or '0') ~= ARGV[17] then return {'stale'} end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'busy'} end
 local marker = redis.call('HGET', KEYS[2], ARGV[1])
 if not marker or marker == '0' then return {'slow'} end
@@ -94,7 +97,7 @@ end
 local s, e = string.find(record, ',"attributes":{', 1, true)
 if not s then return {'slow'} end
 local open = e  -- the object's '{'
-for i = 17, #ARGV, 2 do
+for i = 18, #ARGV, 2 do
   local key, entry = ARGV[i], ARGV[i + 1]
   local p = string.find(record, '{' .. key .. ':[', open, true)
   if not p then p = string.find(record, ',' .. key .. ':[', open, true) end
@@ -146,7 +149,8 @@ def fast_single_update(store: RedisStore, t: Tenant, now_ms: int, now: float, ki
     """One script: ``("limited", seconds, None, False)``, ``("done", None, profile or None, journaled)``
     (the profile only when its record is large enough to be over ``size_limit``; ``journal``, the call's
     entry with the journal script's keys and arguments, journaled in the same step when it is then
-    complete), or None (take the transaction)."""
+    complete), or None (take the transaction). In an optimistic request it raises ``StaleState``,
+    having done nothing, when the state it read is no longer current."""
     window = t.single_window
     limit = window.limit
     keys = profile_keys(store.key(f"tenant:{t.code}"))
@@ -155,13 +159,18 @@ def fast_single_update(store: RedisStore, t: Tenant, now_ms: int, now: float, ki
     args: list[object] = [t.code, now_ms, repr(now), repr(window.window), -1 if limit is None else limit,
                           repr(window.bucket), key, f"{kind}:{key}", fb_key, f"{fb_kind}:{fb_key}", size_limit,
                           CLOCK_SKEW, *(journal[2] if journal is not None else ("", 0, -1, -1))]
+    read_at = store._take_optimistic()
+    args.append("" if read_at is None else read_at)
     for name, value in attributes.items():
         if value != "":
             args += [_encoded(name), _encoded([value, now_ms])]
     journal_keys = journal[1] if journal is not None else [store.key("journal")] * 3
     got = store._call(store._fast_single, [store.key("lock"), store.key("due"), window.key, keys[kind],
-                                           keys[fb_kind], keys["profiles"], keys["pending"], *journal_keys], args)
+                                           keys[fb_kind], keys["profiles"], keys["pending"], *journal_keys,
+                                           store.key("counter")], args)
     answer = got[0]
+    if answer == b"stale":
+        raise StaleState("another process changed the state since this request read it")
     if answer == b"limited":
         return "limited", float(got[1]), None, False
     if answer == b"done":
