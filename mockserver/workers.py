@@ -2,17 +2,20 @@
 
 The parent binds and listens, then forks the workers; each builds its own app (and so opens its own
 store connection) after the fork and runs waitress on the inherited listening socket, so the kernel
-hands each new connection to whichever worker accepts it first. The parent forwards SIGINT and
-SIGTERM, restarts nothing, and returns when the workers have exited. POSIX only (``fork``).
+hands each new connection to a worker that accepts it. A worker holding more connections than another
+stops accepting until the other catches up (:class:`Balance`). The parent forwards SIGINT and SIGTERM,
+restarts nothing, and returns when the workers have exited. POSIX only (``fork``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -22,13 +25,56 @@ from typing import Any, NoReturn
 from .errors import ControlError
 from .server import make_server
 
-__all__ = ["WORKER_HEADER", "WorkerHeader", "can_fork", "listen", "run_workers"]
+__all__ = ["WORKER_HEADER", "Balance", "WorkerHeader", "can_fork", "listen", "run_workers"]
 
 #: The control API's answers from a pre-forked worker carry this header: the pid of the worker that answered.
 WORKER_HEADER = "X-Mock-Worker"
 #: Seconds the workers get to open their store and start serving.
 START_TIMEOUT = 60.0
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: How often an idle worker's loop wakes (waitress: 1 s), so its connection count stays current.
+LOOP_TIMEOUT = 0.2
+#: A worker whose count is older than this is busy or gone: the others accept without waiting for it.
+STALE_S = 0.5
+
+
+class Balance:
+    """The workers' open-connection counts in memory they share (made before the fork). Each worker's
+    listener publishes its count on every turn of its loop and takes new connections only while no
+    other live worker holds fewer, so keep-alive clients spread evenly: the kernel alone hands a burst
+    of connections to whichever worker wakes first, and one worker may then serve most of the load
+    while the other idles."""
+
+    SLOT = struct.Struct("qd")  # connections, when published (monotonic seconds, the same in every process)
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.shared = mmap.mmap(-1, self.SLOT.size * workers)  # anonymous and shared across fork
+
+    def publish(self, index: int, connections: int) -> None:
+        self.SLOT.pack_into(self.shared, index * self.SLOT.size, connections, time.monotonic())
+
+    def may_accept(self, index: int, connections: int) -> bool:
+        """Whether worker ``index``, holding ``connections``, takes the next connection."""
+        now = time.monotonic()
+        for other in range(self.workers):
+            if other != index:
+                count, at = self.SLOT.unpack_from(self.shared, other * self.SLOT.size)
+                if count < connections and now - at < STALE_S:
+                    return False
+        return True
+
+    def attach(self, server: Any, index: int) -> None:
+        """Make ``server`` (a waitress server in worker ``index``) publish its count and accept in turn."""
+        readable = server.readable
+
+        def balanced() -> bool:
+            connections = len(server._map)  # its channels, plus the listener and the trigger in every worker
+            self.publish(index, connections)
+            return bool(readable()) and self.may_accept(index, connections)
+
+        server.readable = balanced
+
 
 
 def can_fork() -> bool:
@@ -94,13 +140,15 @@ def run_workers(sock: socket.socket, workers: int, build: Callable[[], tuple[Any
 
     # no signal may reach a worker before it has its own handlers
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    balance = Balance(workers)
+    server_options.setdefault("asyncore_loop_timeout", LOOP_TIMEOUT)
     try:
-        for _ in range(workers):
+        for index in range(workers):
             pid = os.fork()
             if pid == 0:
                 os.close(read_end)
                 os.close(held)
-                _worker(sock, write_end, watched, build, old_mask, server_options)
+                _worker(sock, write_end, watched, build, old_mask, server_options, balance, index)
             children.append(pid)
         for sig in _SIGNALS:
             signal.signal(sig, forward)
@@ -161,7 +209,7 @@ def _await_start(read_end: int, children: list[int], workers: int) -> int | None
 
 
 def _worker(sock: socket.socket, ready: int, parent: int, build: Callable[[], tuple[Any, Callable[[], None]]],
-            mask: Iterable[signal.Signals], server_options: dict[str, Any]) -> NoReturn:
+            mask: Iterable[signal.Signals], server_options: dict[str, Any], balance: Balance, index: int) -> NoReturn:
     """A forked worker: build the app, serve ``sock`` until SIGTERM/SIGINT or until the parent is gone
     (``parent`` reads end of file), exit without returning."""
     status = 0
@@ -185,6 +233,7 @@ def _worker(sock: socket.socket, ready: int, parent: int, build: Callable[[], tu
         try:
             app, release = build()
             server = make_server(WorkerHeader(app), sockets=[sock], **server_options)
+            balance.attach(server, index)
         except ControlError as exc:
             print(f"target-profile-mock: error: {exc}", file=sys.stderr, flush=True)
             os._exit(2)
