@@ -32,10 +32,9 @@ WORKER_HEADER = "X-Mock-Worker"
 #: Seconds the workers get to open their store and start serving.
 START_TIMEOUT = 60.0
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-#: How often an idle worker's loop wakes (waitress: 1 s), so its connection count stays current.
-LOOP_TIMEOUT = 0.2
-#: A worker whose count is older than this is busy or gone: the others accept without waiting for it.
-STALE_S = 0.5
+#: A worker whose count is older than this (its loop turns at least once a second, waitress' poll
+#: timeout) is stuck: the others accept without waiting for it.
+STALE_S = 1.5
 
 
 class Balance:
@@ -141,7 +140,6 @@ def run_workers(sock: socket.socket, workers: int, build: Callable[[], tuple[Any
     # no signal may reach a worker before it has its own handlers
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     balance = Balance(workers)
-    server_options.setdefault("asyncore_loop_timeout", LOOP_TIMEOUT)
     try:
         for index in range(workers):
             pid = os.fork()
