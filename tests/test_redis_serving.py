@@ -178,6 +178,28 @@ def test_two_workers_on_one_port_are_one_fake(redis_url: str) -> None:
                 os.kill(int(pid), 0)
 
 
+def test_keep_alive_connections_spread_evenly_over_the_workers(redis_url: str) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    with fakes(redis_url, ("--workers", "2")) as (server,):
+        where = urlsplit(server.url)
+        held: list[http.client.HTTPConnection] = []
+        answered: list[str] = []
+        try:
+            for _ in range(8):  # opened one after another, each kept open once it has had an answer
+                conn = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+                conn.request("GET", "/_mock/health")
+                r = conn.getresponse()
+                r.read()
+                answered.append(r.headers["X-Mock-Worker"])
+                held.append(conn)
+            assert sorted(answered.count(pid) for pid in set(answered)) == [4, 4], answered
+        finally:
+            for conn in held:
+                conn.close()
+
+
 def test_a_worker_that_dies_stops_the_server(redis_url: str) -> None:
     with fakes(redis_url, ("--workers", "2")) as (server,):
         victim, survivor = sorted(worker_pids(server.url), key=int)

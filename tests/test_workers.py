@@ -30,3 +30,38 @@ def test_a_platform_without_fork_is_told_so(monkeypatch: pytest.MonkeyPatch,
     assert out.err == ("target-profile-mock: error: --workers 2: this platform has no fork() (the workers are "
                        "forked processes, POSIX only); use --workers 1\n")
     assert "serving on" not in out.out
+
+
+# --- the connection balance between workers --------------------------------------------------------
+def test_a_worker_holding_more_connections_waits_for_the_others() -> None:
+    balance = workers.Balance(3)
+    for index, count in enumerate((5, 4, 4)):
+        balance.publish(index, count)
+    assert not balance.may_accept(0, 5)  # another holds fewer: it takes the next connection
+    assert balance.may_accept(1, 4) and balance.may_accept(2, 4)  # none holds fewer: both may
+    balance.publish(1, 3)
+    assert not balance.may_accept(2, 4)
+
+
+def test_a_stuck_worker_does_not_hold_the_others_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    balance = workers.Balance(2)
+    balance.publish(0, 2)
+    balance.publish(1, 9)
+    assert not balance.may_accept(1, 9)
+    later = workers.time.monotonic() + workers.STALE_S + 0.1
+    monkeypatch.setattr(workers.time, "monotonic", lambda: later)
+    assert balance.may_accept(1, 9)  # worker 0 has not turned its loop for STALE_S: it takes no part
+
+
+def test_the_balance_is_shared_across_a_fork() -> None:
+    import os
+
+    balance = workers.Balance(2)
+    pid = os.fork()
+    if pid == 0:  # the child publishes, as a worker does
+        balance.publish(1, 7)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    balance.publish(0, 8)
+    assert not balance.may_accept(0, 8)
+    assert balance.may_accept(0, 7)
