@@ -129,13 +129,20 @@ def figure_a(url: str, redis_pid: int, duration: float, rounds: int, connections
         cpu: dict[str, float] = {"workers": 0.0, "redis-server": 0.0, "load": 0.0, "wall": 0.0, "busy": 0.0,
                                  "idle": 0.0}
         per_worker = {pid: 0.0 for pid in workers}
+        served = {"memory": 0, "redis": 0}  # requests answered over the runs whose CPU is counted
+        memory_cpu = 0.0
 
         def run(which: str, srv: ServerProcess) -> float:
-            before = {pid: cpu_seconds(pid) for pid in [*workers, redis_pid]}
+            nonlocal memory_cpu
+            before = {pid: cpu_seconds(pid) for pid in [*workers, redis_pid, memory.pid]}
             mine, t, (busy, idle) = own_cpu(), time.perf_counter(), machine_cpu()
             r = load(srv.url + UPDATE, connections=connections, duration=duration, use_wrk=use_wrk)
             if r.errors:
                 raise RuntimeError(f"{which}: {r.errors} failed requests")
+            if which in served:
+                served[which] += r.requests
+            if which == "memory":
+                memory_cpu += cpu_seconds(memory.pid) - before[memory.pid]
             if which == "redis":
                 cpu["wall"] += time.perf_counter() - t
                 now_busy, now_idle = machine_cpu()
@@ -176,6 +183,10 @@ def figure_a(url: str, redis_pid: int, duration: float, rounds: int, connections
         report("CPU over the Redis runs: other processes on the machine",
                f"{max(0.0, others):.1f} s ({100 * max(0.0, others) / wall:.0f}%)")
         report("CPU over the Redis runs: idle", f"{cpu['idle']:.1f} s ({100 * cpu['idle'] / wall:.0f}%)")
+        per_memory = memory_cpu / max(1, served["memory"])
+        per_redis = cpu["workers"] / max(1, served["redis"])
+        report("server CPU per single update: memory process / Redis workers",
+               f"{per_memory * 1e3:.2f} ms / {per_redis * 1e3:.2f} ms ({per_redis / per_memory:.2f}x)")
 
 
 # --- b. bulk ------------------------------------------------------------------------------------------

@@ -328,3 +328,15 @@ def test_an_id_still_a_pending_batch_row_takes_the_transaction(pair: Any) -> Non
     assert on_redis[:-1] == memory
     assert on_redis[-1] == ["slow", "done"]
     assert b'"platinum"' in memory[2] and b'"Lima"' in memory[2]
+
+
+def test_scripts_are_packed_as_redis_py_packs_them_without_copying_large_arguments() -> None:
+    import redis.connection
+    from target_profile_mock.mockserver.store.redis import _packed
+
+    big = b"r" * 50_000
+    items: list[Any] = [b"EVALSHA", "0" * 40, 2, "tpm:lock", "tpm:due", "ü", 1.25, 7, b"", big, "x" * 9_000, "z"]
+    serializer = redis.connection.PythonRespSerializer(6000, redis.connection.Encoder("utf-8", "strict", False).encode)
+    buffers = _packed(items)
+    assert b"".join(buffers) == b"".join(serializer.pack(*items))
+    assert any(b is big for b in buffers)  # sent as it is: a commit's arguments may be tens of MB

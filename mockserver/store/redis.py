@@ -129,15 +129,27 @@ return journal_add(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 """
 
 
-def _packed(items: list[Any]) -> bytes:
-    """One Redis command in the wire format (RESP): what redis-py would send, without its per-argument
-    encoder calls (the hot scripts have some thirty arguments)."""
-    out = [b"*%d\r\n" % len(items)]
+#: Arguments longer than this are sent as they are, not copied into the command's buffer (a commit may
+#: carry a batch's rows: tens of MB).
+_COPY_MAX = 8192
+
+
+def _packed(items: list[Any]) -> list[bytes]:
+    """One Redis command in the wire format (RESP), as the buffers to send: what redis-py would send,
+    without its per-argument encoder calls (the hot scripts have some thirty arguments)."""
+    out: list[bytes] = []
+    part = [b"*%d\r\n" % len(items)]
     for item in items:
         if item.__class__ is not bytes:
             item = item.encode() if item.__class__ is str else str(item).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(item), item))
-    return b"".join(out)
+        if len(item) > _COPY_MAX:
+            part.append(b"$%d\r\n" % len(item))
+            out += (b"".join(part), item)
+            part = [b"\r\n"]
+        else:
+            part.append(b"$%d\r\n%s\r\n" % (len(item), item))
+    out.append(b"".join(part))
+    return out
 
 
 def shown_url(url: str) -> str:
@@ -706,10 +718,10 @@ class RedisStore(Store):
                 self._conns.append(conn)
         try:
             try:
-                conn.send_packed_command([_packed([b"EVALSHA", script.sha, len(keys), *keys, *args])], False)
+                conn.send_packed_command(_packed([b"EVALSHA", script.sha, len(keys), *keys, *args]), False)
                 return conn.read_response()
             except NoScriptError:  # a Redis restarted or flushed: EVAL runs it and caches it again
-                conn.send_packed_command([_packed([b"EVAL", script.script, len(keys), *keys, *args])], False)
+                conn.send_packed_command(_packed([b"EVAL", script.script, len(keys), *keys, *args]), False)
                 return conn.read_response()
         except (redis.RedisError, OSError) as exc:
             if not isinstance(exc, redis.ResponseError):
