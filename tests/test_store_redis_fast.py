@@ -340,3 +340,24 @@ def test_scripts_are_packed_as_redis_py_packs_them_without_copying_large_argumen
     buffers = _packed(items)
     assert b"".join(buffers) == b"".join(serializer.pack(*items))
     assert any(b is big for b in buffers)  # sent as it is: a commit's arguments may be tens of MB
+
+
+def test_each_thread_scripts_on_a_connection_of_its_own_closed_with_the_thread_or_the_store(redis_url: str) -> None:
+    import gc
+
+    store = open_store(redis_url, prefix="conns")
+    try:
+        MockBackend(MockConfig(), store=store).seed_profile("acme", third_party_id="cust-1")
+
+        def clients() -> int:
+            return sum(1 for c in redis.Redis.from_url(redis_url).client_list() if c["cmd"] == "evalsha")
+
+        ran = threading.Thread(target=store.refresh)
+        ran.start()
+        ran.join()
+        gc.collect()
+        assert len(store._conns) == 1  # type: ignore[attr-defined]  # this thread's: the other's closed with it
+        assert clients() == 1
+    finally:
+        store.close()
+    assert clients() == 0

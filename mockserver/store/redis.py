@@ -13,6 +13,7 @@ import json
 import secrets
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -339,7 +340,8 @@ class RedisStore(Store):
         self.fresh_s = FRESH_S
         self._gen = 0  # the generation of the records this process holds
         self._optimistic = _Optimistic(self)
-        self._conns: list[Any] = []
+        # every thread's connection, closed with the store; a thread's goes (and closes) when the thread ends
+        self._conns: weakref.WeakSet[Any] = weakref.WeakSet()
         self._conns_lock = threading.Lock()
 
     # --- the seam ---------------------------------------------------------------------------------
@@ -436,7 +438,8 @@ class RedisStore(Store):
 
     def close(self) -> None:
         with self._conns_lock:
-            conns, self._conns = self._conns, []
+            conns = list(self._conns)
+            self._conns.clear()
         for conn in conns:
             conn.disconnect()
         self._redis.close()
@@ -715,7 +718,7 @@ class RedisStore(Store):
         if conn is None:
             conn = self._thread.conn = self._redis.connection_pool.make_connection()
             with self._conns_lock:
-                self._conns.append(conn)
+                self._conns.add(conn)
         try:
             try:
                 conn.send_packed_command(_packed([b"EVALSHA", script.sha, len(keys), *keys, *args]), False)
