@@ -287,6 +287,7 @@ def test_redis_stopping_mid_run_answers_503s_in_each_apis_shape_over_a_real_sock
             server.stop()
             for url, method, like in ((update, "POST", refused), (fetch, "GET", None),
                                       (f"{live.url}/_mock/journal", "GET", None),
+                                      (f"{live.url}/_mock/clock", "GET", None),
                                       (f"{live.url}/_mock/reset", "POST", None)):
                 r = requests.request(method, url, timeout=30)
                 assert r.status_code == 503, (url, r.text)

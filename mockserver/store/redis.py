@@ -385,8 +385,8 @@ class RedisStore(Store):
         every operation still reads the versions again under the lock before it acts.
 
         When Redis cannot be reached it returns without raising: the server calls it before each request,
-        outside the app, and the request's own operations then meet the failure and answer their API's
-        503 (a read that needs no operation, such as the clock, answers this process's copy)."""
+        outside the app, and the request's own operations (reads too: ``store.read()``) then meet the
+        failure and answer their API's 503."""
         try:
             fresh = self._refresh()
         except StoreUnavailable:

@@ -150,7 +150,9 @@ def put_settings() -> Response:
 
 @bp.get("/clock")
 def get_clock() -> Response:
-    return json_response(backend().clock.to_dict())
+    be = backend()
+    with be.store.read():  # a shared store's latest clock, or its 503 when the store cannot be reached
+        return json_response(be.clock.to_dict())
 
 
 _MAX_ADVANCE = 100 * 365 * 86_400.0  # a century: far beyond any retention or token lifetime
