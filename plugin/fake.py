@@ -63,8 +63,8 @@ class SessionFake:
         if self.server is not None:
             self.server.stop()
             self.server = None
-        if self.backend.store.shared:  # leave no state behind in a store others use
-            self.backend.reset()
+        if self.backend.store.shared:  # leave nothing behind in a store others use
+            self.backend.store.drop()
             self.backend.store.close()
 
     def interceptor(self, *, block: bool) -> RequestsInterceptor:

@@ -377,3 +377,23 @@ def test_a_snapshot_moves_from_memory_to_redis_and_back_unchanged(make: Make) ->
     back = MockBackend()
     back.restore(again)
     assert back.snapshot(journal=True) == snap == again
+
+
+def test_drop_removes_the_prefix_and_only_it(redis_url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    stores = [open_store(redis_url, prefix=p) for p in ("a*", "a*b", "other")]
+    try:
+        for store in stores:
+            be = MockBackend(MockConfig(), store=store)
+            be.seed_profile("acme", third_party_id="cust-1")
+            create_app(be).test_client().get("/m2/acme/profile/update?mbox3rdPartyId=cust-1&profile.tier=gold")
+        stores[0].drop()
+        keys = {k.decode() for k in client.keys("*")}
+        assert not [k for k in keys if k.startswith("a*:")]
+        # "a*:*" read as a pattern would match "a*b:..." too
+        assert [k for k in keys if k.startswith("a*b:")] and [k for k in keys if k.startswith("other:")]
+    finally:
+        for store in stores:
+            store.close()

@@ -99,6 +99,10 @@ class Store:
         None (a bug, answered as one)."""
         return exc if isinstance(exc, StoreUnavailable) else None
 
+    def drop(self) -> None:
+        """Remove the whole state this store holds, for every process using it (a shared store's keys
+        under its prefix); the in-memory store holds nothing outside its backend."""
+
     def close(self) -> None:
         """Release connections; the state stays in a shared store for the next process."""
 

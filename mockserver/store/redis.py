@@ -10,6 +10,7 @@ docs/stores.md describes the keys and the transaction.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import threading
 import time
@@ -435,6 +436,21 @@ class RedisStore(Store):
                      else (entry, *journal.script_args(entry)))
         return fast_single_update(self, t, backend.now_ms(), backend.clock.now(), kind, profile_id, fallback,
                                   attributes, size_limit, journaled)
+
+    def drop(self) -> None:
+        # the prefix is matched literally: a '*' or '[' in it is not a pattern
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + ":*"
+        try:
+            batch: list[bytes] = []
+            for key in self._redis.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    self._redis.unlink(*batch)
+                    batch = []
+            if batch:
+                self._redis.unlink(*batch)
+        except redis.RedisError as exc:
+            raise self.unavailable(exc) from None  # type: ignore[misc]
 
     def close(self) -> None:
         with self._conns_lock:
