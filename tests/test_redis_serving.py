@@ -124,6 +124,13 @@ def check_one_fake(a: str, b: str) -> None:
     assert update(b, "bronze") == 200
     assert [tier(base) for base in (a, b)] == ["silver", "silver"]  # delayed, as the setting now says
     fresh("PUT", b + "/_mock/settings", json={"update_delay": 0}).raise_for_status()
+    # a POST's body is kept for the second run: a form body after a change made through the other process
+    fresh("POST", b + "/_mock/faults", json={"kind": "status", "status": 502, "operation": "fetch",
+                                             "tenant": "t5", "times": 1}).raise_for_status()
+    assert fresh("POST", a + "/m2/t5/profile/update", data="mbox3rdPartyId=s1&profile.tier=diamond",
+                 headers=FORM).status_code == 200
+    fresh("DELETE", a + "/_mock/faults").raise_for_status()
+    assert [tier(base) for base in (a, b)] == ["diamond", "diamond"]
     assert update(a, "platinum") == 200
     assert [tier(base) for base in (a, b)] == ["platinum", "platinum"]
 
