@@ -29,6 +29,9 @@ class StaleState(Exception):
     since this one last read it: nothing of the request was written, and the server runs it again on
     the fresh state. Never reaches a client."""
 
+    def __init__(self, message: str = "another process changed the state since this request read it") -> None:
+        super().__init__(message)
+
 
 def unknown_keys(given: Iterable[str], allowed: Sequence[str], what: str) -> str | None:
     """What to say when ``what`` has keys outside ``allowed`` (naming them and what is taken); None if none."""

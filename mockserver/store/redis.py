@@ -41,7 +41,7 @@ from ..snapshot import (
     tenant_out,
 )
 from .base import Store
-from .redis_fast import FAST_SINGLE, JOURNAL_FN, due_marker, fast_single_update
+from .redis_fast import FAST_SINGLE, JOURNAL_FN, STALE_FN, due_marker, fast_single_update
 from .redis_limits import BUCKET, SLIDING, RedisBucketWindow, RedisSlidingWindow
 from .redis_profiles import FIND, FIND_MANY, RedisProfiles, profile_keys
 
@@ -125,8 +125,8 @@ return 0
 # Number and append one journal entry (KEYS: the list, its sequence, its size, the generation; ARGV: the
 # entry's JSON, its cost, the bounds, the generation the caller read its state at or ''). Answers the
 # entry's number, or -1 (nothing done) when the generation is no longer the caller's.
-_JOURNAL_ADD = JOURNAL_FN + """
-if ARGV[5] ~= '' and (redis.call('GET', KEYS[4]) or '0') ~= ARGV[5] then return -1 end
+_JOURNAL_ADD = JOURNAL_FN + STALE_FN + """
+if stale(KEYS[4], ARGV[5]) then return -1 end
 return journal_add(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 """
 
@@ -370,7 +370,7 @@ class RedisStore(Store):
     def confirm(self) -> None:
         gen = self._take_optimistic()
         if gen is not None and self._refresh() not in (None, gen):
-            raise StaleState("another process changed the state since this request read it")
+            raise StaleState()
 
     def _take_optimistic(self) -> int | None:
         """The generation this thread's optimistic request read at, which the caller checks in its step
@@ -485,7 +485,7 @@ class RedisStore(Store):
             self._load(versions)
             self._gen = int(got[2])
             if read_at is not None and read_at != self._gen:
-                raise StaleState("another process changed the state since this request read it")
+                raise StaleState()
         except BaseException:
             self._call(self._release, [self._keys["lock"]], [token])
             raise
@@ -772,7 +772,7 @@ class RedisJournal(Journal):
         seq = int(store._call(store._journal_add, [*keys, store._keys["counter"]],
                               [*args, "" if read_at is None else read_at]))
         if seq < 0:
-            raise StaleState("another process changed the state since this request read it")
+            raise StaleState()
         entry.seq = seq
 
     def script_args(self, entry: JournalEntry) -> tuple[list[str], list[Any]]:

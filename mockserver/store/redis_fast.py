@@ -24,7 +24,7 @@ from .redis_profiles import profile_keys
 if TYPE_CHECKING:
     from .redis import RedisStore
 
-__all__ = ["FAST_SINGLE", "JOURNAL_FN", "due_marker", "fast_single_update"]
+__all__ = ["FAST_SINGLE", "JOURNAL_FN", "STALE_FN", "due_marker", "fast_single_update"]
 
 #: The due marker of a tenant whose single updates always take the transaction.
 ALWAYS_SLOW = "0"
@@ -48,6 +48,13 @@ local function journal_add(list, seq_key, bytes_key, data, cost, maxlen, maxbyte
 end
 """
 
+# Whether the generation (its key) is no longer the one a caller read its state at ('': not checked).
+STALE_FN = """
+local function stale(key, read_at)
+  return read_at ~= '' and (redis.call('GET', key) or '0') ~= read_at
+end
+"""
+
 # KEYS: lock, due hash, single-update window, ids hash of the id's kind, of the fallback's kind, profiles,
 # pending rows, the journal's list, sequence and size, the generation.
 # ARGV: tenant, now ms, now s, window s, limit (-1: none), bucket s, index key, pending field, fallback
@@ -57,8 +64,8 @@ end
 # moved on), {'busy'}, {'slow'}, {'limited', seconds} or {'done', record, seq}: the record when it may be
 # over the profile data limit (then the entry is not journaled: it gets a note), else ''; the entry's
 # number when journaled, else 0.
-FAST_SINGLE = BUCKET_FN + JOURNAL_FN + """
-if ARGV[17] ~= '' and (redis.call('GET', KEYS[11]) or '0') ~= ARGV[17] then return {'stale'} end
+FAST_SINGLE = BUCKET_FN + JOURNAL_FN + STALE_FN + """
+if stale(KEYS[11], ARGV[17]) then return {'stale'} end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'busy'} end
 local marker = redis.call('HGET', KEYS[2], ARGV[1])
 if not marker or marker == '0' then return {'slow'} end
@@ -170,7 +177,7 @@ def fast_single_update(store: RedisStore, t: Tenant, now_ms: int, now: float, ki
                                            store.key("counter")], args)
     answer = got[0]
     if answer == b"stale":
-        raise StaleState("another process changed the state since this request read it")
+        raise StaleState()
     if answer == b"limited":
         return "limited", float(got[1]), None, False
     if answer == b"done":
