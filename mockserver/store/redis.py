@@ -163,6 +163,11 @@ def shown_url(url: str) -> str:
     return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
 
 
+def _versions(flat: list[bytes]) -> dict[str, int]:
+    """The hash ``<prefix>:versions`` as HGETALL answers it inside a script (name, version, ...)."""
+    return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
 def _fingerprint(b: Batch) -> tuple[Any, ...]:
     """What can change in a batch's record after it is submitted (its counters and ids change with its
     state): equal fingerprints, no need to serialise it again."""
@@ -404,7 +409,7 @@ class RedisStore(Store):
             tx._depth += 1  # the records are applied as inside a transaction: no nested one may start
             try:
                 gen, flat = self._call(self._versions_script, [self._keys["versions"], self._keys["counter"]], [])
-                self._load({flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)})
+                self._load(_versions(flat))
                 self._gen = int(gen)
             finally:
                 tx._depth -= 1
@@ -480,9 +485,7 @@ class RedisStore(Store):
             pause = min(pause * 2, 0.01)
         self._token = token
         try:
-            flat = got[1]
-            versions = {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
-            self._load(versions)
+            self._load(_versions(got[1]))
             self._gen = int(got[2])
             if read_at is not None and read_at != self._gen:
                 raise StaleState()
@@ -718,8 +721,7 @@ class RedisStore(Store):
         return shown_url(self.url)
 
     def _run(self, pipe: Any) -> list[Any]:
-        if getattr(self._thread, "optimistic", None) is not None:
-            self.confirm()
+        self.confirm()  # in an optimistic request: a step that does not check the generation itself
         try:
             return pipe.execute()  # type: ignore[no-any-return]
         except redis.RedisError as exc:
@@ -728,8 +730,7 @@ class RedisStore(Store):
     def _call(self, script: Any, keys: list[Any], args: list[Any]) -> Any:
         """Run a script on this thread's own connection (reused without the pool's bookkeeping, the
         command packed here): a script is what nearly every request runs, once or twice."""
-        if getattr(self._thread, "optimistic", None) is not None:
-            self.confirm()  # a step that does not check the generation itself
+        self.confirm()  # in an optimistic request: a step that does not check the generation itself
         conn = getattr(self._thread, "conn", None)
         if conn is None:
             conn = self._thread.conn = self._redis.connection_pool.make_connection()
@@ -778,11 +779,15 @@ class RedisJournal(Journal):
     def script_args(self, entry: JournalEntry) -> tuple[list[str], list[Any]]:
         """The keys and arguments of ``journal_add`` for ``entry`` (its cost set): the journal script's, and
         the one-script single update's, which journals its call in the same step."""
-        cost = ENTRY_OVERHEAD + len(entry.body) + len(entry.response_body)
-        entry.cost = cost
+        entry.cost = cost = self._cost(entry)
         return ([self._list, self._seq_key, self._bytes_key],
                 [dumps(_entry_out(entry)), cost, -1 if self.maxlen is None else self.maxlen,
                  -1 if self.max_bytes is None else self.max_bytes])
+
+    @staticmethod
+    def _cost(entry: JournalEntry) -> int:
+        """What an entry weighs against the byte bound here: its bodies and the fixed overhead."""
+        return ENTRY_OVERHEAD + len(entry.body) + len(entry.response_body)
 
     def clear(self) -> None:
         self._r.delete(self._list, self._bytes_key)
@@ -792,7 +797,7 @@ class RedisJournal(Journal):
         pipe.delete(self._list, self._bytes_key)
         total = 0
         for e in entries:
-            cost = ENTRY_OVERHEAD + len(e.body) + len(e.response_body)
+            cost = self._cost(e)
             total += cost
             pipe.rpush(self._list, b"%d %d " % (e.seq, cost) + dumps(_entry_out(e)))
         pipe.set(self._bytes_key, total)
