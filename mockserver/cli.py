@@ -20,6 +20,7 @@ from .config import MockConfig
 from .front import add_tls_arguments
 from .lifecycle import Lifecycle, LifecycleError
 from .server import CHANNEL_TIMEOUT, CONNECTION_LIMIT
+from .store import shown_url
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _CLIENT_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # usable both in /m2/<code>/ and <code>.tt.omtrdc.net
@@ -449,20 +450,10 @@ def _details(config: MockConfig, args: argparse.Namespace) -> str:
     details = (f"client code {config.client_code}, lifecycle {config.lifecycle.spec()}, "
                f"auth {'on' if config.auth else 'off'}")
     if args.store is not None:
-        details += f", store {_shown_store(args.store)} prefix {args.store_prefix}"
+        details += f", store {shown_url(args.store)} prefix {args.store_prefix}"
     if args.workers > 1:
         details += f", {args.workers} workers"
     return details
-
-
-def _shown_store(url: str) -> str:
-    """The store URL without its password, if it has one."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 def _announce(host: str, port: int, config: MockConfig, args: argparse.Namespace) -> None:

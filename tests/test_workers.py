@@ -65,3 +65,10 @@ def test_the_balance_is_shared_across_a_fork() -> None:
     balance.publish(0, 8)
     assert not balance.may_accept(0, 8)
     assert balance.may_accept(0, 7)
+
+
+def test_the_serving_line_names_the_store_without_its_password() -> None:
+    args = cli._parser().parse_args(["serve", "--store", "redis://app:s3cret@db.example:6379/2", "--workers", "2"])
+    details = cli._details(cli.config_from_args(args), args)
+    assert details.endswith(", store redis://app:***@db.example:6379/2 prefix tpm, 2 workers"), details
+    assert "s3cret" not in details

@@ -7,10 +7,10 @@ Redis and key prefix.
 
 from __future__ import annotations
 
-from .base import Store, TransactionLock
+from .base import Store, TransactionLock, shown_url
 from .memory import MemoryStore
 
-__all__ = ["MemoryStore", "Store", "TransactionLock", "open_store"]
+__all__ = ["MemoryStore", "Store", "TransactionLock", "open_store", "shown_url"]
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 

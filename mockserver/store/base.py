@@ -24,7 +24,16 @@ if TYPE_CHECKING:
     from ..backend import MockBackend
     from ..models.profiles import IdKind, Profile
 
-__all__ = ["Store", "TransactionLock"]
+__all__ = ["Store", "TransactionLock", "shown_url"]
+
+
+def shown_url(url: str) -> str:
+    """``url`` fit for a message: its password (``redis://user:secret@host``) replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
 
 
 class TransactionLock(Protocol):

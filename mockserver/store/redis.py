@@ -40,7 +40,7 @@ from ..snapshot import (
     tenant_in,
     tenant_out,
 )
-from .base import Store
+from .base import Store, shown_url
 from .redis_fast import FAST_SINGLE, JOURNAL_FN, STALE_FN, due_marker, fast_single_update
 from .redis_limits import BUCKET, SLIDING, RedisBucketWindow, RedisSlidingWindow
 from .redis_profiles import FIND, FIND_MANY, RedisProfiles, profile_keys
@@ -152,15 +152,6 @@ def _packed(items: list[Any]) -> list[bytes]:
             part.append(b"$%d\r\n%s\r\n" % (len(item), item))
     out.append(b"".join(part))
     return out
-
-
-def shown_url(url: str) -> str:
-    """``url`` fit for a message: its password (``redis://user:secret@host``) replaced by ``***``."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in userinfo:
-        return url
-    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
 
 
 def _versions(flat: list[bytes]) -> dict[str, int]:
