@@ -26,9 +26,10 @@ from waitress.task import ErrorTask
 from waitress.utilities import RequestEntityTooLarge, RequestHeaderFieldsTooLarge
 from werkzeug.wsgi import ClosingIterator
 
+from .app import HotRoutes
 from .errors import StaleState
 from .models.journal import JournalEntry, query_args
-from .surfaces import by_operation, route_pattern
+from .surfaces import by_operation
 
 if TYPE_CHECKING:
     from .store import Store
@@ -288,9 +289,7 @@ class _Channel(HTTPChannel):
         return super().received(data)  # type: ignore[no-any-return]
 
 
-#: The paths of the single update, the call a shared store serves optimistically.
-_SINGLE_PATHS = re.compile("(?:" + "|".join(route_pattern(r.rule)[0] for r in by_operation("single-update").routes)
-                           + r")\Z")
+_SINGLE = by_operation("single-update").operation
 
 
 class SharedState:
@@ -312,6 +311,7 @@ class SharedState:
         self.app = app  # make_server finds the Flask app (and its backend) through ``.app``
         self.refresh = backend.store.refresh
         self.optimistic = backend.store.optimistic
+        self._routes = HotRoutes()  # the lean front's route table
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         body = self._replayable(environ)
@@ -324,12 +324,13 @@ class SharedState:
         self.refresh()
         return self.app(environ, start_response)
 
-    @staticmethod
-    def _replayable(environ: dict[str, Any]) -> io.BytesIO | None:
+    def _replayable(self, environ: dict[str, Any]) -> io.BytesIO | None:
         """For a single update that may be served optimistically: its body, read into memory (so the
         request can run twice); else None."""
-        method = environ.get("REQUEST_METHOD")
-        if method not in ("GET", "POST") or not _SINGLE_PATHS.match(environ.get("PATH_INFO", "")):
+        if environ.get("REQUEST_METHOD") not in ("GET", "POST"):
+            return None
+        route = self._routes.match(environ.get("PATH_INFO", ""))
+        if route is None or route[0] != _SINGLE:
             return None
         if "HTTP_TRANSFER_ENCODING" in environ:
             return None

@@ -362,3 +362,23 @@ def test_each_thread_scripts_on_a_connection_of_its_own_closed_with_the_thread_o
     finally:
         store.close()
     assert clients() == 0
+
+
+def test_behind_the_server_a_single_update_is_one_script_and_nothing_else(redis_url: str) -> None:
+    store = open_store(redis_url, prefix="served")
+    try:
+        be = MockBackend(MockConfig(), store=store)
+        be.seed_profile("acme", third_party_id="cust-1", attributes={"tier": "silver"})
+        client = redis.Redis.from_url(redis_url)
+        with LiveServer(create_app(be)) as live, requests.Session() as http:
+            for tier in ("gold", "platinum"):  # the first loads the scripts and the records
+                client.config_resetstat()
+                r = http.get(f"{live.url}/m2/acme/profile/update?mbox3rdPartyId=cust-1&profile.tier={tier}", timeout=10)
+                assert r.status_code == 200
+            # the scripts Redis ran for the second: the update's alone (a refresh first would be another)
+            stats = client.info("commandstats")
+            asked = {name: s["calls"] for name, s in stats.items() if name in ("cmdstat_evalsha", "cmdstat_eval")}
+            assert asked == {"cmdstat_evalsha": 1}, stats
+        assert be.get_profile("acme", "thirdPartyId", "cust-1")["attributes"]["tier"] == "platinum"  # type: ignore[index]
+    finally:
+        store.close()
